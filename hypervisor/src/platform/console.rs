@@ -1,0 +1,164 @@
+//! The serial console on COM1, and the hypervisor's log macros.
+//!
+//! Bochs charges every transmitted byte its real time at the programmed baud
+//! rate, so the UART runs at its highest rate (115200 baud, divisor 1).
+
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU8, Ordering};
+use spin::Mutex;
+use uart_16550::SerialPort;
+use x86_64::instructions::port::Port;
+
+/// I/O base of the first serial port (COM1).
+const COM1: u16 = 0x3F8;
+
+/// The console. A spin lock is enough: the hypervisor runs on one CPU with
+/// interrupts disabled, and exception handlers use [`force_unlock`].
+static CONSOLE: Mutex<Option<SerialPort>> = Mutex::new(None);
+
+/// How much the hypervisor says, from quiet to chatty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Level {
+    /// Something went wrong.
+    Error = 0,
+    /// Something looks wrong but the hypervisor goes on.
+    Warn = 1,
+    /// The story of a normal run.
+    Info = 2,
+    /// Details for whoever is debugging.
+    Debug = 3,
+}
+
+impl Level {
+    /// Decodes a level number (from the boot blob); out-of-range means Debug.
+    pub fn from_u8(value: u8) -> Self {
+        match value {
+            0 => Level::Error,
+            1 => Level::Warn,
+            2 => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN ",
+            Level::Info => "INFO ",
+            Level::Debug => "DEBUG",
+        }
+    }
+}
+
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+
+/// Chooses which messages are printed from now on.
+pub fn set_level(level: Level) {
+    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// Whether messages of `level` are printed.
+pub fn enabled(level: Level) -> bool {
+    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+/// Programs COM1: 8-N-1, FIFOs on, 115200 baud.
+pub fn init() {
+    // SAFETY: COM1 is the PC's standard serial port; nothing else in the
+    // hypervisor drives these ports.
+    let mut port = unsafe { SerialPort::new(COM1) };
+    port.init();
+    // uart_16550 programs 38400 baud; switch to divisor 1 (115200 baud) so each
+    // byte costs a third of the emulated time.
+    // SAFETY: same ports as above; DLAB is set only while writing the divisor.
+    unsafe {
+        let mut line_control = Port::<u8>::new(COM1 + 3);
+        let lcr = line_control.read();
+        line_control.write(lcr | 0x80);
+        Port::<u8>::new(COM1).write(1);
+        Port::<u8>::new(COM1 + 1).write(0);
+        line_control.write(lcr & !0x80);
+    }
+    *CONSOLE.lock() = Some(port);
+}
+
+/// Waits until the UART has sent every byte (LSR bit 6, "transmitter empty").
+/// Without it, powering off loses the last bytes in Bochs.
+pub fn drain() {
+    // SAFETY: reading the line status register has no side effects.
+    let mut line_status = Port::<u8>::new(COM1 + 5);
+    for _ in 0..10_000_000u32 {
+        if unsafe { line_status.read() } & 0x40 != 0 {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Breaks the console lock: used only by handlers that never return to the
+/// interrupted code (exceptions, panic), which may have held it.
+///
+/// # Safety
+/// The caller must never return to the code that held the lock.
+pub unsafe fn force_unlock() {
+    // SAFETY: the caller guarantees the previous holder never resumes.
+    unsafe { CONSOLE.force_unlock() };
+}
+
+/// Writes formatted text to the console as is.
+pub fn write_fmt(args: fmt::Arguments) {
+    if let Some(port) = CONSOLE.lock().as_mut() {
+        let _ = port.write_fmt(args);
+    }
+}
+
+/// Writes raw bytes to the console (guest output).
+pub fn write_bytes(bytes: &[u8]) {
+    if let Some(port) = CONSOLE.lock().as_mut() {
+        for &byte in bytes {
+            port.send(byte);
+        }
+    }
+}
+
+/// Writes one log line `[hv LEVEL] message`.
+pub fn log(level: Level, args: fmt::Arguments) {
+    if enabled(level) {
+        write_fmt(format_args!("[hv {}] {}\n", level.tag(), args));
+    }
+}
+
+/// Prints text to the console without a prefix.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::platform::console::write_fmt(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the console without a prefix.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::print!("{}\n", format_args!($($arg)*)) };
+}
+
+/// Logs an error line.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::platform::console::log($crate::platform::console::Level::Error, format_args!($($arg)*)) };
+}
+/// Logs a warning line.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::platform::console::log($crate::platform::console::Level::Warn, format_args!($($arg)*)) };
+}
+/// Logs an information line.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::platform::console::log($crate::platform::console::Level::Info, format_args!($($arg)*)) };
+}
+/// Logs a debug line.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::platform::console::log($crate::platform::console::Level::Debug, format_args!($($arg)*)) };
+}

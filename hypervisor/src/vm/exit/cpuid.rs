@@ -1,0 +1,28 @@
+//! CPUID (exits unconditionally: SDM Vol. 3C, 26.1.2 "Instructions That Cause
+//! VM Exits Unconditionally"). The guest sees the host's answer filtered
+//! through [`hypervisor_core::cpuid::filter_cpuid`]: only what the hypervisor
+//! really virtualizes, plus the hypervisor leaves.
+
+use hypervisor_core::cpuid::{filter_cpuid, CpuidResult};
+
+use crate::vm::guest::{Flow, Guest};
+use crate::vm::stats::Action;
+use crate::vm::Host;
+use crate::vmx::vcpu::Exit;
+use crate::vmx::vmcs::VmxError;
+
+/// Emulates CPUID for the guest.
+pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
+    let leaf = guest.vcpu.registers.rax as u32;
+    let subleaf = guest.vcpu.registers.rcx as u32;
+    let native = crate::vmx::cpuid(leaf, subleaf);
+    let native = CpuidResult { eax: native.eax, ebx: native.ebx, ecx: native.ecx, edx: native.edx };
+    let answer = filter_cpuid(leaf, subleaf, native, &host.cpuid_policy);
+    let registers = &mut guest.vcpu.registers;
+    registers.rax = u64::from(answer.eax);
+    registers.rbx = u64::from(answer.ebx);
+    registers.rcx = u64::from(answer.ecx);
+    registers.rdx = u64::from(answer.edx);
+    guest.vcpu.advance_rip(exit)?;
+    Ok(Flow::Continue(Action::Emulated))
+}

@@ -1,0 +1,11 @@
+//! Exit handlers, one file per family. Each takes the guest and the decoded
+//! exit and returns a [`Flow`](crate::vm::guest::Flow): resume, exit, or crash.
+pub mod cpuid;
+pub mod cr;
+pub mod ept;
+pub mod hlt;
+pub mod io;
+pub mod msr;
+pub mod other;
+pub mod timer;
+pub mod vmcall;

@@ -1,0 +1,86 @@
+//! VMCALL: the hypercall ABI of [`hypervisor_core::hypercall`].
+//!
+//! RAX = call number, RDI/RSI/RDX = arguments, RAX = result (negative = an
+//! error code). Every pointer is guest-physical and checked against the
+//! guest's RAM before a byte is read; a bad call gets an error code and one
+//! report line, never a crash.
+
+use hypervisor_core::hypercall::{check_range, Hypercall, HypercallError, InfoKey, MAX_PRINT_LEN};
+
+use crate::vm::guest::{Flow, Guest};
+use crate::vm::stats::Action;
+use crate::vm::Host;
+use crate::vmx::vcpu::Exit;
+use crate::vmx::vmcs::VmxError;
+
+/// Failed hypercalls reported in full per guest; later ones are only counted.
+const REPORTED_FAILURES: u64 = 16;
+
+/// Dispatches one hypercall.
+pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
+    let number = guest.vcpu.registers.rax;
+    let arguments = [guest.vcpu.registers.rdi, guest.vcpu.registers.rsi, guest.vcpu.registers.rdx];
+    let result = match Hypercall::from_number(number) {
+        None => Err(HypercallError::UnknownCall),
+        Some(Hypercall::Null) => Ok(0),
+        Some(Hypercall::Print) => print(guest, arguments[0], arguments[1]),
+        Some(Hypercall::Exit) => {
+            guest.flush_line();
+            return Ok(Flow::Exit(arguments[0] as u32));
+        }
+        Some(Hypercall::Info) => info(guest, host, arguments[0]),
+        Some(Hypercall::Yield) => Ok(0),
+    };
+    guest.vcpu.registers.rax = match result {
+        Ok(value) => value,
+        Err(error) => {
+            guest.failed_hypercalls += 1;
+            if guest.failed_hypercalls <= REPORTED_FAILURES {
+                let call = Hypercall::from_number(number).map_or("unknown", Hypercall::name);
+                crate::warn!(
+                    "{}: hypercall {:#x} ({}) at RIP {:#x} with RDI={:#x} RSI={:#x} RDX={:#x}: {} -> returns {}",
+                    guest.name(),
+                    number,
+                    call,
+                    exit.rip,
+                    arguments[0],
+                    arguments[1],
+                    arguments[2],
+                    error.describe(),
+                    error.code() as i64
+                );
+            }
+            error.code()
+        }
+    };
+    guest.vcpu.advance_rip(exit)?;
+    Ok(Flow::Continue(Action::Emulated))
+}
+
+/// `print(gpa, len)`: the bytes go through the guest's console line buffer.
+fn print(guest: &mut Guest, gpa: u64, len: u64) -> Result<u64, HypercallError> {
+    if len > MAX_PRINT_LEN {
+        // Check the range first: an overflowing pointer is a bad address, whatever its length.
+        check_range(gpa, len, guest.ram.size())?;
+        return Err(HypercallError::TooLong);
+    }
+    check_range(gpa, len, guest.ram.size())?;
+    let mut buffer = [0u8; MAX_PRINT_LEN as usize];
+    let bytes = &mut buffer[..len as usize];
+    guest.ram.read(gpa, bytes).map_err(|_| HypercallError::BadAddress)?;
+    guest.output(bytes);
+    Ok(len)
+}
+
+/// `info(key)`: one value about the guest.
+fn info(guest: &Guest, host: &Host, key: u64) -> Result<u64, HypercallError> {
+    let key = InfoKey::from_number(key).ok_or(HypercallError::BadArgument)?;
+    Ok(match key {
+        InfoKey::GuestId => guest.id as u64,
+        InfoKey::RamSize => guest.ram.size(),
+        InfoKey::TscHz => host.tsc_hz,
+        InfoKey::RestartCount => u64::from(guest.restart_count),
+        InfoKey::ReservedBase => guest.entry.reserved.map_or(0, |region| region.base),
+        InfoKey::ReservedSize => guest.entry.reserved.map_or(0, |region| region.size),
+    })
+}

@@ -1,0 +1,372 @@
+//! One guest: its RAM, EPT, vCPU, devices and counters, and the loop that
+//! runs it — the VMM in one `match`.
+
+use alloc::boxed::Box;
+use core::fmt;
+
+use hypervisor_core::config::{GuestConfig, GuestEnd};
+use hypervisor_core::devices::uart16550::Uart16550;
+use hypervisor_core::exit::{EptViolationQualification, ExitReason, InterruptionInfo};
+use hypervisor_core::vmcs_field::VmcsField;
+
+use crate::vm::exit;
+use crate::vm::loader::{self, EntryPoint, LoadError};
+use crate::vm::memory::{GuestRam, GuestRamError};
+use crate::vm::setup::{self, Controls};
+use crate::vm::stats::{Action, ExitStats};
+use crate::vm::Host;
+use crate::vmx::ept::{self, GuestEpt};
+use crate::vmx::read_tsc;
+use crate::vmx::vcpu::{Exit, RunError, Vcpu, VmExit};
+use crate::vmx::vmcs::{self, VmcsRegion, VmcsSetupError, VmxError};
+
+/// Longest guest output line before it is broken.
+const LINE_MAX: usize = 160;
+
+/// Why a guest could not be created.
+#[derive(Debug)]
+pub enum CreateError {
+    /// Not enough host memory for its RAM.
+    Ram(GuestRamError),
+    /// The image could not be loaded.
+    Load(LoadError),
+    /// EPT tables could not be built.
+    Ept(hypervisor_core::ept::EptError),
+    /// The VMCS could not be created or written.
+    Vmcs(VmcsSetupError),
+    /// A VMWRITE failed.
+    Vmx(VmxError),
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreateError::Ram(error) => write!(f, "{error}"),
+            CreateError::Load(error) => write!(f, "{error}"),
+            CreateError::Ept(error) => write!(f, "EPT: {error}"),
+            CreateError::Vmcs(error) => write!(f, "VMCS: {error}"),
+            CreateError::Vmx(error) => write!(f, "VMCS setup: {error}"),
+        }
+    }
+}
+
+/// Why a guest was stopped by the hypervisor.
+#[derive(Debug, Clone, Copy)]
+pub enum Crash {
+    /// The guest triple-faulted (SDM Vol. 3C, 26.2 "Other Causes of VM Exits").
+    TripleFault,
+    /// It touched guest-physical memory outside its RAM.
+    EptViolation {
+        /// The guest-physical address.
+        gpa: u64,
+        /// How it was accessed.
+        qualification: EptViolationQualification,
+        /// The guest-linear address, if the CPU reported one.
+        linear: Option<u64>,
+    },
+    /// An EPT entry was invalid: a hypervisor bug, reported as such.
+    EptMisconfiguration {
+        /// The guest-physical address.
+        gpa: u64,
+    },
+    /// VM entry failed while loading guest state (exit reason bit 31).
+    EntryFailure {
+        /// The basic reason (33 invalid guest state, 34 MSR loading, 41 machine check).
+        reason: ExitReason,
+        /// The exit qualification.
+        qualification: u64,
+    },
+    /// HLT with interrupts disabled or nothing to wake it: it can never run again.
+    HaltedForever {
+        /// RFLAGS.IF at the HLT.
+        interrupts_enabled: bool,
+    },
+    /// An exception the guest could not handle.
+    Exception {
+        /// The event.
+        info: InterruptionInfo,
+        /// Its error code.
+        error_code: Option<u32>,
+    },
+    /// An exit the hypervisor does not handle (yet).
+    Unhandled {
+        /// The basic reason.
+        reason: ExitReason,
+        /// Why it is not handled.
+        what: &'static str,
+    },
+    /// An exit reason this hypervisor does not know.
+    UnknownExit {
+        /// The basic exit reason number.
+        basic_reason: u16,
+    },
+    /// VM entry itself failed (VMfailValid/VMfailInvalid).
+    Run(RunError),
+    /// A VMREAD/VMWRITE failed while handling an exit.
+    Vmx(VmxError),
+}
+
+impl fmt::Display for Crash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Crash::TripleFault => f.write_str("triple fault (the guest could not deliver an exception)"),
+            Crash::EptViolation { gpa, qualification, linear } => {
+                write!(f, "EPT violation: {} (outside its RAM)", qualification.at(*gpa))?;
+                if let Some(linear) = linear {
+                    write!(f, ", guest-linear address {linear:#x}")?;
+                }
+                Ok(())
+            }
+            Crash::EptMisconfiguration { gpa } => write!(f, "EPT misconfiguration at GPA {gpa:#x}"),
+            Crash::EntryFailure { reason, qualification } => {
+                write!(f, "VM entry failed: {} (qualification {qualification:#x})", reason.name())
+            }
+            Crash::HaltedForever { interrupts_enabled } => write!(
+                f,
+                "HLT with {} and no interrupt source: it can never wake up",
+                if *interrupts_enabled { "interrupts enabled" } else { "interrupts disabled" }
+            ),
+            Crash::Exception { info, error_code } => {
+                write!(f, "unhandled exception {info}")?;
+                if let Some(code) = error_code {
+                    write!(f, " error code {code:#x}")?;
+                }
+                Ok(())
+            }
+            Crash::Unhandled { reason, what } => write!(f, "unhandled exit {}: {what}", reason.name()),
+            Crash::UnknownExit { basic_reason } => write!(f, "unknown exit reason {basic_reason}"),
+            Crash::Run(error) => write!(f, "{error}"),
+            Crash::Vmx(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl From<VmxError> for Crash {
+    fn from(error: VmxError) -> Self {
+        Crash::Vmx(error)
+    }
+}
+
+/// What a handler decided.
+#[derive(Debug, Clone, Copy)]
+pub enum Flow {
+    /// Resume the guest.
+    Continue(Action),
+    /// The guest ended by itself with an exit status.
+    Exit(u32),
+    /// The hypervisor stops the guest.
+    Crash(Crash),
+}
+
+/// One guest.
+pub struct Guest {
+    /// Index in the boot's guest list; also its `info` id.
+    pub id: usize,
+    /// Its description.
+    pub config: GuestConfig,
+    /// Its RAM.
+    pub ram: GuestRam,
+    /// Its EPT.
+    pub ept: GuestEpt,
+    /// Its virtual CPU.
+    pub vcpu: Vcpu,
+    /// Where it started.
+    pub entry: EntryPoint,
+    /// Its serial port at 0x3F8.
+    pub uart: Uart16550,
+    /// Output waiting for its newline.
+    line: [u8; LINE_MAX],
+    line_len: usize,
+    /// Its counters.
+    pub stats: ExitStats,
+    /// Its VPID (0 when VPIDs are off).
+    pub vpid: u16,
+    /// Hypercalls that returned an error.
+    pub failed_hypercalls: u64,
+    /// How many times it has been restarted.
+    pub restart_count: u32,
+    /// TSC at its first VM entry.
+    pub first_entry_tsc: u64,
+}
+
+impl Guest {
+    /// Allocates RAM, loads the image, builds EPT and the VMCS.
+    pub fn create(id: usize, config: GuestConfig, image: &[u8], host: &Host, vpid: u16) -> Result<Box<Self>, CreateError> {
+        let mut ram = GuestRam::allocate(config.ram_bytes).map_err(CreateError::Ram)?;
+        let entry = loader::load(&mut ram, config.start_mode, image).map_err(CreateError::Load)?;
+        let ept = GuestEpt::for_guest_ram(ram.layout(), host.caps.ept_vpid.accessed_dirty_flags())
+            .map_err(CreateError::Ept)?;
+        let vmcs = VmcsRegion::new(host.caps.basic.revision_id()).map_err(CreateError::Vmcs)?;
+        let vcpu = Vcpu::new(vmcs);
+        vcpu.load().map_err(CreateError::Vmx)?;
+        let vpid = if host.controls.vpid() { vpid } else { 0 };
+        setup::write_controls(&host.controls, &host.caps, ept.eptp(), vpid, &entry).map_err(CreateError::Vmx)?;
+        setup::write_host_state(&host.controls).map_err(CreateError::Vmx)?;
+        setup::write_guest_state(&host.caps, &host.controls, &entry).map_err(CreateError::Vmx)?;
+        // Nothing may be cached for this EPTP or VPID from an earlier guest.
+        ept::invept_single_context(ept.eptp());
+        if vpid != 0 {
+            ept::invvpid_single_context(vpid);
+        }
+        Ok(Box::new(Guest {
+            id,
+            config,
+            ram,
+            ept,
+            vcpu,
+            entry,
+            uart: Uart16550::new(),
+            line: [0; LINE_MAX],
+            line_len: 0,
+            stats: ExitStats::default(),
+            vpid,
+            failed_hypercalls: 0,
+            restart_count: 0,
+            first_entry_tsc: 0,
+        }))
+    }
+
+    /// The guest's name.
+    pub fn name(&self) -> &str {
+        self.config.name.as_str()
+    }
+
+    /// Runs the guest until it ends; returns how.
+    pub fn run(&mut self, host: &Host) -> GuestEnd {
+        if let Err(error) = self.vcpu.load() {
+            return self.crashed(Crash::Vmx(error), host);
+        }
+        self.first_entry_tsc = read_tsc();
+        loop {
+            let exit = match self.vcpu.run() {
+                Ok(exit) => exit,
+                Err(error) => return self.crashed(Crash::Run(error), host),
+            };
+            let slot = self.stats.record(exit.basic_reason, exit.rip, detail_of(&exit));
+            let flow = self.handle(&exit, host).unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
+            self.stats.add_ticks(exit.basic_reason, read_tsc() - exit.tsc);
+            match flow {
+                Flow::Continue(action) => self.stats.ring[slot].action = action,
+                Flow::Exit(status) => {
+                    self.stats.ring[slot].action = Action::Stopped;
+                    self.flush_line();
+                    return GuestEnd::Exited(status);
+                }
+                Flow::Crash(crash) => {
+                    self.stats.ring[slot].action = Action::Stopped;
+                    return self.crashed(crash, host);
+                }
+            }
+        }
+    }
+
+    /// The VMM: one arm per exit family, each in its own file under `vm/exit/`.
+    fn handle(&mut self, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
+        match exit.kind {
+            VmExit::Cpuid => exit::cpuid::handle(self, exit, host),
+            VmExit::Io(io) => exit::io::handle(self, exit, io),
+            VmExit::Vmcall => exit::vmcall::handle(self, exit, host),
+            VmExit::Hlt => exit::hlt::handle(self, exit),
+            VmExit::Rdmsr | VmExit::Wrmsr => exit::msr::handle(self, exit),
+            VmExit::CrAccess(access) => exit::cr::handle(self, exit, access),
+            VmExit::EptViolation { qualification, gpa, linear } => {
+                Ok(exit::ept::violation(self, exit, qualification, gpa, linear))
+            }
+            VmExit::EptMisconfiguration { gpa } => Ok(Flow::Crash(Crash::EptMisconfiguration { gpa })),
+            VmExit::ExceptionOrNmi { info, error_code, .. } => Ok(Flow::Crash(Crash::Exception { info, error_code })),
+            VmExit::TripleFault => Ok(Flow::Crash(Crash::TripleFault)),
+            VmExit::PreemptionTimer => exit::timer::preemption_timer(self, host),
+            VmExit::ExternalInterrupt => Ok(Flow::Continue(Action::Resumed)),
+            VmExit::EntryFailure { reason, qualification } => {
+                Ok(Flow::Crash(Crash::EntryFailure { reason, qualification }))
+            }
+            VmExit::Other { reason, qualification: _ } => exit::other::handle(self, exit, reason),
+            VmExit::Unknown { basic_reason } => Ok(Flow::Crash(Crash::UnknownExit { basic_reason })),
+        }
+    }
+
+    /// Adds guest output; complete lines are printed prefixed with the guest's name.
+    pub fn output(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            match byte {
+                b'\n' => self.flush_line(),
+                b'\r' => {}
+                _ => {
+                    // Anything unprintable is shown as '.', so a guest cannot
+                    // send escape sequences to the operator's terminal.
+                    self.line[self.line_len] = if byte == b'\t' || (0x20..0x7F).contains(&byte) { byte } else { b'.' };
+                    self.line_len += 1;
+                    if self.line_len == LINE_MAX {
+                        self.flush_line();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prints the pending partial line, if any.
+    pub fn flush_line(&mut self) {
+        if self.line_len == 0 {
+            return;
+        }
+        let text = core::str::from_utf8(&self.line[..self.line_len]).unwrap_or("<invalid>");
+        crate::println!("[{}] {}", self.config.name.as_str(), text);
+        self.line_len = 0;
+    }
+
+    /// Reports a crash in full and returns the end state.
+    fn crashed(&mut self, crash: Crash, _host: &Host) -> GuestEnd {
+        self.flush_line();
+        let _ = self.vcpu.cancel_injection();
+        let rip = vmcs::read(VmcsField::GuestRip).unwrap_or(0);
+        crate::error!("{}: stopped: {} at guest RIP {:#x}", self.name(), crash, rip);
+        self.print_registers();
+        vmcs::dump();
+        self.stats.print_ring(self.config.name.as_str());
+        GuestEnd::Crashed
+    }
+
+    /// Prints the guest's general registers and the key VMCS guest fields.
+    pub fn print_registers(&self) {
+        let r = &self.vcpu.registers;
+        let field = |f| vmcs::read(f).unwrap_or(0);
+        let name = self.name();
+        crate::error!(
+            "{}:   RIP {:#018x} RSP {:#018x} RFLAGS {:#010x} CR0 {:#x} CR3 {:#x} CR4 {:#x}",
+            name,
+            field(VmcsField::GuestRip),
+            field(VmcsField::GuestRsp),
+            field(VmcsField::GuestRflags),
+            field(VmcsField::GuestCr0),
+            field(VmcsField::GuestCr3),
+            field(VmcsField::GuestCr4)
+        );
+        crate::error!("{}:   RAX {:#018x} RBX {:#018x} RCX {:#018x} RDX {:#018x}", name, r.rax, r.rbx, r.rcx, r.rdx);
+        crate::error!("{}:   RSI {:#018x} RDI {:#018x} RBP {:#018x} R8  {:#018x}", name, r.rsi, r.rdi, r.rbp, r.r8);
+        crate::error!("{}:   R9  {:#018x} R10 {:#018x} R11 {:#018x} R12 {:#018x}", name, r.r9, r.r10, r.r11, r.r12);
+        crate::error!("{}:   R13 {:#018x} R14 {:#018x} R15 {:#018x}", name, r.r13, r.r14, r.r15);
+    }
+
+    /// Host memory this guest costs beyond its RAM: VMCS, EPT tables, this
+    /// structure (which holds the saved registers and counters).
+    pub fn overhead_bytes(&self) -> u64 {
+        4096 + self.ept.tables_used() as u64 * 4096 + core::mem::size_of::<Guest>() as u64
+    }
+}
+
+/// The value worth remembering for an exit in the ring.
+fn detail_of(exit: &Exit) -> u64 {
+    match exit.kind {
+        VmExit::Io(io) => io.0,
+        VmExit::CrAccess(access) => access.0,
+        VmExit::EptViolation { gpa, .. } | VmExit::EptMisconfiguration { gpa } => gpa,
+        VmExit::ExceptionOrNmi { info, .. } => u64::from(info.to_u32()),
+        VmExit::EntryFailure { qualification, .. } | VmExit::Other { qualification, .. } => qualification,
+        _ => 0,
+    }
+}
+
+/// Used by handlers: the vCPU's controls for this guest.
+pub fn controls(host: &Host) -> &Controls {
+    &host.controls
+}

@@ -1,0 +1,156 @@
+//! The virtual machines: reading the guest list, building each guest, running
+//! it, judging how it ended.
+pub mod exit;
+pub mod guest;
+pub mod loader;
+pub mod memory;
+pub mod setup;
+pub mod stats;
+
+use hypervisor_core::blob::BootBlob;
+use hypervisor_core::caps::VmxCapabilities;
+use hypervisor_core::config::{GuestEnd, Verdict};
+use hypervisor_core::cpuid::CpuidPolicy;
+
+use crate::platform::console::{self, Level};
+use crate::vm::guest::Guest;
+use crate::vm::setup::Controls;
+use crate::vmx::{self, on};
+
+/// What every guest shares: this CPU's capabilities and the choices made from them.
+pub struct Host {
+    /// The decoded capability MSRs.
+    pub caps: VmxCapabilities,
+    /// The control words every VMCS gets.
+    pub controls: Controls,
+    /// What CPUID shows guests.
+    pub cpuid_policy: CpuidPolicy,
+    /// The measured TSC frequency.
+    pub tsc_hz: u64,
+}
+
+/// Maps the blob's log level (0 default, 1 error … 4 debug) onto the console's.
+fn log_level_from_blob(level: u8) -> Level {
+    match level {
+        1 => Level::Error,
+        2 => Level::Warn,
+        4.. => Level::Debug,
+        _ => Level::Info,
+    }
+}
+
+/// Brings VT-x up, runs every guest of the boot blob one after another, and
+/// says whether each ended as its config expected.
+pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'static str> {
+    let blob = match ramdisk.map(BootBlob::parse) {
+        None => {
+            crate::error!("no boot blob: the runner passes the guest list as the bootloader's ramdisk");
+            return Err("no boot blob");
+        }
+        Some(Err(error)) => {
+            crate::error!("boot blob refused: {}", error);
+            return Err("bad boot blob");
+        }
+        Some(Ok(blob)) => blob,
+    };
+    console::set_level(log_level_from_blob(blob.settings().log_level));
+
+    if !on::cpu_has_vmx() {
+        crate::error!("{}", on::VmxOnError::NoVmx);
+        return Err("no VT-x");
+    }
+    let (_raw, caps) = vmx::caps::read();
+    crate::info!("VT-x capabilities of this CPU:");
+    for line in alloc::format!("{caps}").lines() {
+        crate::info!("  {}", line);
+    }
+
+    let controls = match setup::choose_controls(&caps) {
+        Ok(controls) => controls,
+        Err(error) => {
+            crate::error!("this CPU cannot run guests: {}", error);
+            return Err("missing VMX control");
+        }
+    };
+    let vmx_operation = match on::enable(&caps) {
+        Ok(operation) => operation,
+        Err(error) => {
+            crate::error!("{}", error);
+            return Err("VMXON failed");
+        }
+    };
+    crate::info!("VMX root operation entered (VMXON done)");
+    let tsc_hz = crate::platform::tsc::measure_hz();
+    crate::info!("TSC frequency measured against the PIT: {} kHz", tsc_hz / 1000);
+    let host = Host { caps, controls, cpuid_policy: CpuidPolicy::from_secondary_controls(0, (tsc_hz / 1000) as u32, controls.secondary), tsc_hz };
+
+    let mut all_passed = true;
+    let mut next_vpid: u16 = 1;
+    for (index, entry) in blob.guests().enumerate() {
+        let guest_entry = match entry {
+            Ok(guest) => guest,
+            Err(error) => {
+                crate::error!("guest {}: {}", index, error);
+                all_passed = false;
+                continue;
+            }
+        };
+        let config = guest_entry.config;
+        let name = config.name;
+        let mut guest = match Guest::create(index, config, guest_entry.image, &host, next_vpid) {
+            Ok(guest) => guest,
+            Err(error) => {
+                crate::error!("{}: cannot create the guest: {}", name, error);
+                crate::info!("{}: verdict FAIL (expected {}, could not start)", name, config.expected);
+                all_passed = false;
+                continue;
+            }
+        };
+        next_vpid = next_vpid.wrapping_add(1).max(1);
+        crate::info!(
+            "{}: {} MiB RAM, entry {:#x} in {} mode, EPT {} tables, VPID {}",
+            name,
+            guest.ram.size() >> 20,
+            guest.entry.rip,
+            config.start_mode,
+            guest.ept.tables_used(),
+            guest.vpid
+        );
+        let started = vmx::read_tsc();
+        if index == 0 {
+            crate::info!("kernel entry to first VM entry: {} ticks", started - kernel_entry_tsc);
+        }
+        let end = guest.run(&host);
+        let ticks = vmx::read_tsc() - started;
+        guest.stats.print_by_reason(name.as_str());
+        crate::info!(
+            "{}: ran {} ticks, {} exits, {} failed hypercalls, {} bytes of hypervisor memory beyond its RAM",
+            name,
+            ticks,
+            guest.stats.total_exits,
+            guest.failed_hypercalls,
+            guest.overhead_bytes()
+        );
+        let verdict = Verdict::judge(config.expected, end);
+        crate::info!("{}: ended {}: verdict {} (expected {})", name, describe_end(end), verdict_word(verdict), config.expected);
+        all_passed &= verdict.passed();
+    }
+    vmx_operation.disable();
+    if all_passed {
+        Ok(())
+    } else {
+        Err("a guest did not end as expected")
+    }
+}
+
+fn describe_end(end: GuestEnd) -> alloc::string::String {
+    alloc::format!("{end}")
+}
+
+fn verdict_word(verdict: Verdict) -> &'static str {
+    if verdict.passed() {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
