@@ -1,0 +1,214 @@
+//! `hello64`: a small 64-bit guest for the hypervisor.
+//!
+//! It starts in long mode (identity-mapped paging, CPL 0, interrupts off, a
+//! stack just below the hypervisor's reserved region), greets through its
+//! emulated 16550 UART, checks every hypercall's answers against the ABI in
+//! `hypervisor_core::hypercall`, measures the round-trip cost of two kinds of
+//! VM exit, and reports the number of failed checks as its exit status
+//! through port 0xF4. Every output line is deterministic except the lines
+//! starting with `measure:`.
+//!
+//! Entry, UART, hypercall wrappers, exit and panic handler come from
+//! `guest-rt`.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod measure;
+
+use core::fmt;
+
+use guest_rt::hypercall::{self, HypercallError, InfoKey, MAX_PRINT_LEN};
+use guest_rt::{exit, println};
+
+guest_rt::entry!(main);
+
+/// The most guests one boot can hold (the boot blob's limit).
+const MAX_GUESTS: u64 = 16;
+
+/// The RAM size the hypervisor gives a guest by default.
+const EXPECTED_RAM_SIZE: u64 = 0x20_0000;
+
+/// The highest address the image may use (see guest-rt's `link.ld`); the reserved region
+/// must start at or above it.
+const IMAGE_LIMIT: u64 = 0x18_0000;
+
+/// Printed through the `print` hypercall (it lives in `.rodata`).
+static MESSAGE: &[u8] = b"printed through the print hypercall\n";
+
+/// An info key the ABI does not define.
+const UNKNOWN_INFO_KEY: u64 = 99;
+
+/// A call number the ABI does not define.
+const UNKNOWN_CALL: u64 = 0xdead;
+
+/// A buffer that starts inside guest RAM but runs past its end.
+const PAST_RAM_END: u64 = EXPECTED_RAM_SIZE - 8;
+const PAST_RAM_END_LEN: u64 = 64;
+
+/// The program: greeting, hypercall checks, measurements, exit.
+fn main() -> ! {
+    println!("hello from a 64-bit guest");
+
+    let mut checks = Checks::default();
+    run_checks(&mut checks);
+    println!("checks: {} passed, {} failed", checks.passed, checks.failed);
+
+    let tsc_hz = hypercall::info(InfoKey::TscHz).unwrap_or(0);
+    println!("measure: tsc frequency {tsc_hz} Hz");
+    println!("measure: cpuid round trip {} ticks", measure::cpuid_round_trip());
+    println!("measure: null vmcall round trip {} ticks", measure::null_vmcall_round_trip());
+
+    println!("exiting with status {}", checks.failed);
+    exit(checks.failed)
+}
+
+/// One hypercall check after another, one output line each.
+fn run_checks(checks: &mut Checks) {
+    checks.expect("null", hypercall::null(), Expect::Value(0));
+
+    // The hypervisor prints MESSAGE as its own line, before our "ok:" line.
+    checks.expect("print(message)", hypercall::print(MESSAGE), Expect::Value(MESSAGE.len() as u64));
+
+    // The id is the guest's position in the boot's guest list: 0 when hello64
+    // runs alone, something else when other guests come first.
+    let guest_id = hypercall::info(InfoKey::GuestId);
+    checks.holds(
+        "info(GuestId)",
+        "a position in the guest list",
+        matches!(guest_id, Ok(id) if id < MAX_GUESTS),
+        format_args!("{guest_id:?} (expected below {MAX_GUESTS})"),
+    );
+
+    let ram_size = hypercall::info(InfoKey::RamSize);
+    checks.expect("info(RamSize)", ram_size, Expect::Hex(EXPECTED_RAM_SIZE));
+
+    checks.expect("info(TscHz)", hypercall::info(InfoKey::TscHz), Expect::Positive);
+
+    let base = hypercall::info(InfoKey::ReservedBase);
+    let size = hypercall::info(InfoKey::ReservedSize);
+    let plausible = match (base, size, ram_size) {
+        (Ok(base), Ok(size), Ok(ram_size)) => {
+            size > 0 && base % 4096 == 0 && base >= IMAGE_LIMIT && base.checked_add(size) == Some(ram_size)
+        }
+        _ => false,
+    };
+    checks.holds(
+        "info(ReservedBase), info(ReservedSize)",
+        "plausible",
+        plausible,
+        format_args!(
+            "base {}, size {} (expected page-aligned base >= {IMAGE_LIMIT:#x}, size > 0, base + size == RamSize)",
+            Shown(base),
+            Shown(size)
+        ),
+    );
+
+    checks.expect("info(99)", hypercall::info_raw(UNKNOWN_INFO_KEY), Expect::Error(HypercallError::BadArgument));
+
+    checks.expect(
+        "call 0xdead",
+        hypercall::decode(hypercall::vmcall(UNKNOWN_CALL, 0, 0, 0)),
+        Expect::Error(HypercallError::UnknownCall),
+    );
+
+    checks.expect(
+        "print(0x1ffff8, 64)",
+        hypercall::print_raw(PAST_RAM_END, PAST_RAM_END_LEN),
+        Expect::Error(HypercallError::BadAddress),
+    );
+
+    checks.expect(
+        "print(message, u64::MAX)",
+        hypercall::print_raw(MESSAGE.as_ptr() as u64, u64::MAX),
+        Expect::Error(HypercallError::BadAddress),
+    );
+
+    checks.expect(
+        "print(message, MAX_PRINT_LEN + 1)",
+        hypercall::print_raw(MESSAGE.as_ptr() as u64, MAX_PRINT_LEN + 1),
+        Expect::Error(HypercallError::TooLong),
+    );
+
+    checks.expect("yield", hypercall::yield_now(), Expect::Value(0));
+}
+
+/// What a check expects a hypercall to return.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// Exactly this value (shown in decimal).
+    Value(u64),
+    /// Exactly this value (shown in hex).
+    Hex(u64),
+    /// A value > 0 (not shown: it varies between machines).
+    Positive,
+    /// This error.
+    Error(HypercallError),
+}
+
+impl Expect {
+    fn accepts(self, got: Result<u64, HypercallError>) -> bool {
+        match (self, got) {
+            (Self::Value(want) | Self::Hex(want), Ok(value)) => value == want,
+            (Self::Positive, Ok(value)) => (value as i64) > 0,
+            (Self::Error(want), Err(error)) => error == want,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Value(value) => write!(f, "{value}"),
+            Self::Hex(value) => write!(f, "{value:#x}"),
+            Self::Positive => f.write_str("positive"),
+            Self::Error(error) => write!(f, "{error:?}"),
+        }
+    }
+}
+
+/// A hypercall result as shown in a failure line.
+struct Shown(Result<u64, HypercallError>);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Ok(value) if value < 0x1_0000 => write!(f, "{value}"),
+            Ok(value) => write!(f, "{value:#x}"),
+            Err(error) => write!(f, "{error:?}"),
+        }
+    }
+}
+
+/// The tally of checks.
+#[derive(Default)]
+struct Checks {
+    passed: u32,
+    failed: u32,
+}
+
+impl Checks {
+    /// Checks one result: `ok: <what> -> <expected>` or
+    /// `FAIL: <what> -> <got> (expected <expected>)`.
+    fn expect(&mut self, what: &str, got: Result<u64, HypercallError>, want: Expect) {
+        if want.accepts(got) {
+            self.passed += 1;
+            println!("ok: {what} -> {want}");
+        } else {
+            self.failed += 1;
+            println!("FAIL: {what} -> {} (expected {want})", Shown(got));
+        }
+    }
+
+    /// Checks a condition: `ok: <what> -> <summary>` or `FAIL: <what> -> <detail>`.
+    fn holds(&mut self, what: &str, summary: &str, passed: bool, detail: fmt::Arguments<'_>) {
+        if passed {
+            self.passed += 1;
+            println!("ok: {what} -> {summary}");
+        } else {
+            self.failed += 1;
+            println!("FAIL: {what} -> {detail}");
+        }
+    }
+}
