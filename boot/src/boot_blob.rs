@@ -1,0 +1,108 @@
+//! The boot blob: what the kernel finds in the bootloader's ramdisk.
+//!
+//! It carries the run's settings (the log level) and every guest: its
+//! configuration and its image bytes. The format is defined once, in
+//! `hypervisor_core::blob`, and shared by this encoder and the kernel's decoder.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use hypervisor_core::blob::{encoded_len, write_blob, BlobGuest, BlobSettings};
+use hypervisor_core::config::GuestConfig;
+
+use crate::error::RunError;
+use crate::options::{GuestSpec, LogLevel};
+
+/// A guest whose image has been read from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedGuest {
+    /// Its configuration.
+    pub config: GuestConfig,
+    /// Its image bytes.
+    pub image: Vec<u8>,
+}
+
+/// Reads every guest's image.
+pub fn load_guests(specs: &[GuestSpec]) -> Result<Vec<LoadedGuest>, RunError> {
+    specs
+        .iter()
+        .map(|spec| {
+            let image = std::fs::read(&spec.image).map_err(|source| RunError::MissingInput {
+                what: format!("the image of guest `{}`", spec.config.name),
+                path: spec.image.clone(),
+                source,
+            })?;
+            Ok(LoadedGuest { config: spec.config, image })
+        })
+        .collect()
+}
+
+/// Why the boot blob could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootBlobError {
+    /// No guest to run.
+    NoGuests,
+    /// The core encoder refused the guest list.
+    Encoding(hypervisor_core::blob::BlobError),
+}
+
+impl fmt::Display for BootBlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootBlobError::NoGuests => f.write_str("no guests to run"),
+            BootBlobError::Encoding(error) => write!(f, "cannot encode the boot blob: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for BootBlobError {}
+
+/// Encodes the boot blob for `guests` with the kernel's `log_level`
+/// (format: `hypervisor_core::blob`).
+pub fn build_boot_blob(guests: &[LoadedGuest], log_level: LogLevel) -> Result<Vec<u8>, BootBlobError> {
+    if guests.is_empty() {
+        return Err(BootBlobError::NoGuests);
+    }
+    let entries: Vec<BlobGuest<'_>> =
+        guests.iter().map(|guest| BlobGuest { config: guest.config, image: &guest.image }).collect();
+    let settings = BlobSettings { log_level: log_level.as_u8() };
+    let len = encoded_len(&entries).map_err(BootBlobError::Encoding)?;
+    let mut blob = vec![0u8; len];
+    let written = write_blob(settings, &entries, &mut blob).map_err(BootBlobError::Encoding)?;
+    blob.truncate(written);
+    Ok(blob)
+}
+
+/// The path of the blob inside a run directory.
+pub fn blob_path(run_dir: &std::path::Path) -> PathBuf {
+    run_dir.join(crate::BOOT_BLOB_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hypervisor_core::blob::BootBlob;
+
+    #[test]
+    fn the_built_in_guests_round_trip_through_the_kernels_parser() {
+        let specs: Vec<GuestSpec> =
+            crate::payloads::BUILT_IN.iter().map(|payload| payload.spec().expect("a valid name")).collect();
+        let guests = load_guests(&specs).expect("the built-in guest images exist");
+        let blob = build_boot_blob(&guests, LogLevel::Debug).expect("the built-in guests encode");
+        let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
+        assert_eq!(parsed.settings().log_level, LogLevel::Debug.as_u8());
+        assert_eq!(parsed.guest_count(), guests.len());
+        for (index, guest) in guests.iter().enumerate() {
+            let decoded = parsed.guest(index).expect("every guest is there");
+            assert_eq!(decoded.config, guest.config);
+            assert_eq!(decoded.image, guest.image.as_slice());
+        }
+        let names: Vec<&str> = guests.iter().map(|guest| guest.config.name.as_str()).collect();
+        assert_eq!(names, ["hello64", "triple_fault", "escape_ram"]);
+    }
+
+    #[test]
+    fn no_guests_is_an_error() {
+        assert_eq!(build_boot_blob(&[], LogLevel::Info), Err(BootBlobError::NoGuests));
+    }
+}
