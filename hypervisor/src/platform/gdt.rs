@@ -34,9 +34,8 @@ pub struct GuardedStack {
 }
 
 /// The three IST stacks. Never accessed as data: only their addresses are used.
-pub static mut IST_STACKS: [GuardedStack; 3] = [const {
-    GuardedStack { guard: [0; 4096], stack: [0; IST_STACK_SIZE] }
-}; 3];
+pub static mut IST_STACKS: [GuardedStack; 3] =
+    [const { GuardedStack { guard: [0; 4096], stack: [0; IST_STACK_SIZE] } }; 3];
 
 fn ist_top(index: usize) -> VirtAddr {
     // SAFETY: only the address is taken, no reference to the mutable static is made.

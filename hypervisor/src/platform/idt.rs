@@ -64,12 +64,29 @@ unsafe extern "C" {
 #[repr(C)]
 #[derive(Debug)]
 pub struct ExceptionFrame {
-    r15: u64, r14: u64, r13: u64, r12: u64, r11: u64, r10: u64, r9: u64, r8: u64,
-    rbp: u64, rdi: u64, rsi: u64, rdx: u64, rcx: u64, rbx: u64, rax: u64,
+    r15: u64,
+    r14: u64,
+    r13: u64,
+    r12: u64,
+    r11: u64,
+    r10: u64,
+    r9: u64,
+    r8: u64,
+    rbp: u64,
+    rdi: u64,
+    rsi: u64,
+    rdx: u64,
+    rcx: u64,
+    rbx: u64,
+    rax: u64,
     vector: u64,
     error_code: u64,
     // Pushed by the CPU (SDM Vol. 3A, 6.14.2 "64-Bit Mode Stack Frame").
-    rip: u64, cs: u64, rflags: u64, rsp: u64, ss: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
 }
 
 /// One 16-byte IDT gate (SDM Vol. 3A, 6.14.1 "64-Bit Mode IDT").
@@ -92,10 +109,11 @@ const INTERRUPT_GATE_PRESENT: u8 = 0x8E;
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
-static mut IDT: Idt = Idt([Gate {
-    offset_low: 0, selector: 0, ist: 0, type_attributes: 0,
-    offset_middle: 0, offset_high: 0, reserved: 0,
-}; 256]);
+static mut IDT: Idt =
+    Idt(
+        [Gate { offset_low: 0, selector: 0, ist: 0, type_attributes: 0, offset_middle: 0, offset_high: 0, reserved: 0 };
+            256],
+    );
 
 /// Fills the IDT (double fault, NMI and machine check on their IST stacks) and loads it.
 pub fn init() {
@@ -122,10 +140,8 @@ pub fn init() {
             reserved: 0,
         };
     }
-    let pointer = DescriptorTablePointer {
-        limit: (size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::new(idt as *const Idt as u64),
-    };
+    let pointer =
+        DescriptorTablePointer { limit: (size_of::<Idt>() - 1) as u16, base: VirtAddr::new(idt as *const Idt as u64) };
     // SAFETY: the table is static, fully initialised, and every gate points
     // to a stub in this image.
     unsafe { lidt(&pointer) };
@@ -150,11 +166,28 @@ extern "C" fn exception_report(frame: &ExceptionFrame) -> ! {
     );
     crate::error!(
         "  RIP {:#018x}  CS {:#06x}  RFLAGS {:#010x}  RSP {:#018x}  SS {:#06x}  CR2 {:#018x}",
-        frame.rip, frame.cs, frame.rflags, frame.rsp, frame.ss, cr2
+        frame.rip,
+        frame.cs,
+        frame.rflags,
+        frame.rsp,
+        frame.ss,
+        cr2
     );
-    crate::error!("  RAX {:#018x}  RBX {:#018x}  RCX {:#018x}  RDX {:#018x}", frame.rax, frame.rbx, frame.rcx, frame.rdx);
+    crate::error!(
+        "  RAX {:#018x}  RBX {:#018x}  RCX {:#018x}  RDX {:#018x}",
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx
+    );
     crate::error!("  RSI {:#018x}  RDI {:#018x}  RBP {:#018x}", frame.rsi, frame.rdi, frame.rbp);
     crate::error!("  R8  {:#018x}  R9  {:#018x}  R10 {:#018x}  R11 {:#018x}", frame.r8, frame.r9, frame.r10, frame.r11);
-    crate::error!("  R12 {:#018x}  R13 {:#018x}  R14 {:#018x}  R15 {:#018x}", frame.r12, frame.r13, frame.r14, frame.r15);
+    crate::error!(
+        "  R12 {:#018x}  R13 {:#018x}  R14 {:#018x}  R15 {:#018x}",
+        frame.r12,
+        frame.r13,
+        frame.r14,
+        frame.r15
+    );
     crate::platform::power::power_off(crate::platform::power::Verdict::Fail, "hypervisor exception")
 }

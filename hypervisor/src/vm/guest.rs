@@ -191,7 +191,13 @@ pub struct Guest {
 
 impl Guest {
     /// Allocates RAM, loads the image, builds EPT and the VMCS.
-    pub fn create(id: usize, config: GuestConfig, image: &[u8], host: &Host, vpid: u16) -> Result<Box<Self>, CreateError> {
+    pub fn create(
+        id: usize,
+        config: GuestConfig,
+        image: &[u8],
+        host: &Host,
+        vpid: u16,
+    ) -> Result<Box<Self>, CreateError> {
         let mut ram = GuestRam::allocate(config.ram_bytes).map_err(CreateError::Ram)?;
         let entry = loader::load(&mut ram, config.start_mode, image).map_err(CreateError::Load)?;
         let ept = GuestEpt::for_guest_ram(ram.layout(), host.caps.ept_vpid.accessed_dirty_flags())
@@ -242,8 +248,8 @@ impl Guest {
                 Ok(exit) => exit,
                 Err(error) => return self.crashed(Crash::Run(error), host),
             };
-            let slot = self.stats.record(exit.basic_reason, exit.rip, detail_of(&exit));
-            let flow = self.handle(&exit, host).unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
+            let slot = self.stats.record(exit.basic_reason, exit.rip);
+            let flow = self.handle(&exit, slot, host).unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
             self.stats.add_ticks(exit.basic_reason, read_tsc() - exit.tsc);
             match flow {
                 Flow::Continue(action) => self.stats.ring[slot].action = action,
@@ -261,8 +267,11 @@ impl Guest {
     }
 
     /// The VMM: one arm per exit family, each in its own file under `vm/exit/`.
-    fn handle(&mut self, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
-        match exit.kind {
+    #[inline(always)]
+    fn handle(&mut self, exit: &Exit, slot: usize, host: &Host) -> Result<Flow, VmxError> {
+        let kind = self.vcpu.decode(exit)?;
+        self.stats.ring[slot].detail = detail_of(&kind);
+        match kind {
             VmExit::Cpuid => exit::cpuid::handle(self, exit, host),
             VmExit::Io(io) => exit::io::handle(self, exit, io),
             VmExit::Vmcall => exit::vmcall::handle(self, exit, host),
@@ -315,12 +324,17 @@ impl Guest {
     }
 
     /// Reports a crash in full and returns the end state.
+    #[cold]
+    #[inline(never)]
     fn crashed(&mut self, crash: Crash, _host: &Host) -> GuestEnd {
         self.flush_line();
         let _ = self.vcpu.cancel_injection();
         let rip = vmcs::read(VmcsField::GuestRip).unwrap_or(0);
         crate::error!("{}: stopped: {} at guest RIP {:#x}", self.name(), crash, rip);
         self.print_registers();
+        if let Crash::EntryFailure { .. } | Crash::Run(_) = crash {
+            print_entry_suspects(self.name());
+        }
         vmcs::dump();
         self.stats.print_ring(self.config.name.as_str());
         GuestEnd::Crashed
@@ -354,9 +368,11 @@ impl Guest {
     }
 }
 
-/// The value worth remembering for an exit in the ring.
-fn detail_of(exit: &Exit) -> u64 {
-    match exit.kind {
+/// The value worth remembering for an exit in the ring: its qualification,
+/// guest-physical address or event information.
+#[inline(always)]
+fn detail_of(kind: &VmExit) -> u64 {
+    match *kind {
         VmExit::Io(io) => io.0,
         VmExit::CrAccess(access) => access.0,
         VmExit::EptViolation { gpa, .. } | VmExit::EptMisconfiguration { gpa } => gpa,
@@ -369,4 +385,34 @@ fn detail_of(exit: &Exit) -> u64 {
 /// Used by handlers: the vCPU's controls for this guest.
 pub fn controls(host: &Host) -> &Controls {
     &host.controls
+}
+
+/// After a failed VM entry: the guest-state fields the entry checks most often
+/// reject (SDM Vol. 3C, 27.3.1 "Checks on the Guest State Area"), so the reader
+/// does not have to find them in the full dump.
+fn print_entry_suspects(name: &str) {
+    const SUSPECTS: [VmcsField; 16] = [
+        VmcsField::EntryControls,
+        VmcsField::GuestCr0,
+        VmcsField::GuestCr4,
+        VmcsField::GuestIa32Efer,
+        VmcsField::GuestRflags,
+        VmcsField::GuestCsAccessRights,
+        VmcsField::GuestSsAccessRights,
+        VmcsField::GuestTrAccessRights,
+        VmcsField::GuestLdtrAccessRights,
+        VmcsField::GuestCsSelector,
+        VmcsField::GuestSsSelector,
+        VmcsField::GuestActivityState,
+        VmcsField::GuestInterruptibilityState,
+        VmcsField::GuestPendingDebugExceptions,
+        VmcsField::VmcsLinkPointer,
+        VmcsField::EntryInterruptionInfo,
+    ];
+    crate::error!("{}: guest-state fields VM entry checks most often:", name);
+    for field in SUSPECTS {
+        if let Ok(value) = vmcs::read(field) {
+            crate::error!("{}:   {:<36} = {:#x}", name, field.name(), value);
+        }
+    }
 }

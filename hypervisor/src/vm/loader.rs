@@ -72,5 +72,11 @@ fn load_long_mode_elf(ram: &mut GuestRam, image: &[u8]) -> Result<EntryPoint, Lo
     }
     let region = ram.contiguous_mut(tables.base, tables.size).ok_or(LoadError::ReservedRegion)?;
     guest_paging::write_tables(&tables, region).map_err(LoadError::Paging)?;
-    Ok(EntryPoint { mode: StartMode::Long, rip: elf.entry(), rsp: tables.base, cr3: tables.cr3(), reserved: Some(tables) })
+    Ok(EntryPoint {
+        mode: StartMode::Long,
+        rip: elf.entry(),
+        rsp: tables.base,
+        cr3: tables.cr3(),
+        reserved: Some(tables),
+    })
 }

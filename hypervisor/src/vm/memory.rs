@@ -67,7 +67,11 @@ impl GuestRam {
             // through the physical-memory mapping; the guest cannot run while
             // the hypervisor handles its exit.
             unsafe {
-                core::ptr::copy_nonoverlapping(memory::phys_to_virt(chunk.hpa), buffer[start..end].as_mut_ptr(), chunk.len as usize)
+                core::ptr::copy_nonoverlapping(
+                    memory::phys_to_virt(chunk.hpa),
+                    buffer[start..end].as_mut_ptr(),
+                    chunk.len as usize,
+                )
             };
         }
         Ok(())
@@ -79,7 +83,13 @@ impl GuestRam {
             let start = chunk.offset as usize;
             let end = start + chunk.len as usize;
             // SAFETY: as in `read`.
-            unsafe { core::ptr::copy_nonoverlapping(bytes[start..end].as_ptr(), memory::phys_to_virt(chunk.hpa), chunk.len as usize) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    bytes[start..end].as_ptr(),
+                    memory::phys_to_virt(chunk.hpa),
+                    chunk.len as usize,
+                )
+            };
         }
         Ok(())
     }

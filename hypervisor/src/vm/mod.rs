@@ -82,7 +82,12 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
     crate::info!("VMX root operation entered (VMXON done)");
     let tsc_hz = crate::platform::tsc::measure_hz();
     crate::info!("TSC frequency measured against the PIT: {} kHz", tsc_hz / 1000);
-    let host = Host { caps, controls, cpuid_policy: CpuidPolicy::from_secondary_controls(0, (tsc_hz / 1000) as u32, controls.secondary), tsc_hz };
+    let host = Host {
+        caps,
+        controls,
+        cpuid_policy: CpuidPolicy::from_secondary_controls(0, (tsc_hz / 1000) as u32, controls.secondary),
+        tsc_hz,
+    };
 
     let mut all_passed = true;
     let mut next_vpid: u16 = 1;
@@ -132,7 +137,13 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
             guest.overhead_bytes()
         );
         let verdict = Verdict::judge(config.expected, end);
-        crate::info!("{}: ended {}: verdict {} (expected {})", name, describe_end(end), verdict_word(verdict), config.expected);
+        crate::info!(
+            "{}: ended {}: verdict {} (expected {})",
+            name,
+            describe_end(end),
+            verdict_word(verdict),
+            config.expected
+        );
         all_passed &= verdict.passed();
     }
     vmx_operation.disable();

@@ -10,14 +10,14 @@ use hypervisor_core::controls::{
     ControlError, EntryControls, ExitControls, PinBasedControls, PrimaryControls, SecondaryControls,
 };
 use hypervisor_core::vmcs_field::VmcsField;
-use x86_64::registers::control::{Cr0, Cr3, Cr4};
 use x86_64::instructions::tables::{sgdt, sidt};
+use x86_64::registers::control::{Cr0, Cr3, Cr4};
 
 use crate::platform::gdt;
 use crate::vm::loader::EntryPoint;
+use crate::vmx::read_msr;
 use crate::vmx::run::host_rip;
 use crate::vmx::vmcs::{self, VmxError};
-use crate::vmx::read_msr;
 
 /// IA32_SYSENTER_CS/ESP/EIP, IA32_EFER, IA32_PAT, IA32_FS_BASE, IA32_GS_BASE.
 const IA32_SYSENTER_CS: u32 = 0x174;

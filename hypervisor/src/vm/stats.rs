@@ -76,13 +76,13 @@ impl Default for ExitStats {
 impl ExitStats {
     /// Counts an exit and remembers it in the ring; returns its slot there.
     #[inline]
-    pub fn record(&mut self, reason: u16, rip: u64, detail: u64) -> usize {
+    pub fn record(&mut self, reason: u16, rip: u64) -> usize {
         self.total_exits += 1;
         if let Some(count) = self.exits.get_mut(reason as usize) {
             *count += 1;
         }
         let slot = (self.total_exits as usize) % RING_LEN;
-        self.ring[slot] = RecentExit { sequence: self.total_exits, reason, rip, detail, action: Action::None };
+        self.ring[slot] = RecentExit { sequence: self.total_exits, reason, rip, detail: 0, action: Action::None };
         slot
     }
 

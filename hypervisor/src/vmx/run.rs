@@ -154,15 +154,29 @@ unsafe extern "C" fn vm_exit_landing() -> ! {
         // [rsp] is the registers pointer pushed by vmx_enter.
         "push rdi",
         "mov rdi, [rsp + 8]",
-        "mov [rdi + 0x00], rax", "mov [rdi + 0x08], rbx", "mov [rdi + 0x10], rcx",
-        "mov [rdi + 0x18], rdx", "mov [rdi + 0x20], rsi", "mov [rdi + 0x30], rbp",
-        "mov [rdi + 0x38], r8",  "mov [rdi + 0x40], r9",  "mov [rdi + 0x48], r10",
-        "mov [rdi + 0x50], r11", "mov [rdi + 0x58], r12", "mov [rdi + 0x60], r13",
-        "mov [rdi + 0x68], r14", "mov [rdi + 0x70], r15",
+        "mov [rdi + 0x00], rax",
+        "mov [rdi + 0x08], rbx",
+        "mov [rdi + 0x10], rcx",
+        "mov [rdi + 0x18], rdx",
+        "mov [rdi + 0x20], rsi",
+        "mov [rdi + 0x30], rbp",
+        "mov [rdi + 0x38], r8",
+        "mov [rdi + 0x40], r9",
+        "mov [rdi + 0x48], r10",
+        "mov [rdi + 0x50], r11",
+        "mov [rdi + 0x58], r12",
+        "mov [rdi + 0x60], r13",
+        "mov [rdi + 0x68], r14",
+        "mov [rdi + 0x70], r15",
         "pop rax",
         "mov [rdi + 0x28], rax",
         "pop rdi",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
         "xor eax, eax",
         "ret",
     )
@@ -173,4 +187,3 @@ const _: () = {
     assert!(core::mem::offset_of!(GuestRegisters, rdi) == 0x28);
     assert!(core::mem::offset_of!(GuestRegisters, r15) == 0x70);
 };
-

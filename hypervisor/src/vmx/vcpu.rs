@@ -9,11 +9,12 @@
 use hypervisor_core::exit::{
     CrAccessQualification, EptViolationQualification, ExitReason, InterruptionInfo, IoQualification,
 };
+use hypervisor_core::instruction_error::VmxInstructionFailure;
 use hypervisor_core::vmcs_field::VmcsField;
 
+use crate::vmx::read_tsc;
 use crate::vmx::run::{enter_guest, EntryResult, GuestRegisters};
 use crate::vmx::vmcs::{self, VmcsRegion, VmxError};
-use crate::vmx::read_tsc;
 
 /// A VM exit, decoded (SDM Vol. 3C, 28.2 "Recording VM-Exit Information and
 /// Updating VM-Entry Control Fields").
@@ -83,19 +84,27 @@ pub enum VmExit {
     },
 }
 
-/// One exit as `run()` returns it.
+/// One exit as `run()` returns it: only what every exit needs. The exit
+/// qualification and the rest are read by [`Vcpu::decode`], so the cheapest
+/// exits pay for no VMREAD they do not use.
 #[derive(Debug, Clone, Copy)]
 pub struct Exit {
-    /// What happened.
-    pub kind: VmExit,
-    /// The basic exit reason number (for counters).
+    /// The exit-reason field (SDM Vol. 3C, 25.9.1 "Basic VM-Exit Information").
+    pub raw_reason: u32,
+    /// Its bits 15:0, the basic exit reason (for counters).
     pub basic_reason: u16,
     /// Guest RIP at the exit.
     pub rip: u64,
-    /// Length of the exiting instruction (valid for instruction exits).
-    pub instruction_length: u64,
     /// TSC right after the exit.
     pub tsc: u64,
+}
+
+impl Exit {
+    /// Bit 31: the VM entry failed while loading guest state.
+    #[inline(always)]
+    pub fn entry_failed(&self) -> bool {
+        self.raw_reason & (1 << 31) != 0
+    }
 }
 
 /// Why a vCPU could not run at all.
@@ -123,14 +132,12 @@ pub struct Vcpu {
     /// The guest's general registers while it is not running.
     pub registers: GuestRegisters,
     launched: bool,
-    /// TSC just before the last VM entry.
-    pub entry_tsc: u64,
 }
 
 impl Vcpu {
     /// Wraps a VMCS whose fields are already written (see `vm::setup`).
     pub fn new(vmcs: VmcsRegion) -> Self {
-        Vcpu { vmcs, registers: GuestRegisters::default(), launched: false, entry_tsc: 0 }
+        Vcpu { vmcs, registers: GuestRegisters::default(), launched: false }
     }
 
     /// Makes this vCPU's VMCS current (before any field access).
@@ -139,124 +146,119 @@ impl Vcpu {
     }
 
     /// Runs the guest until its next VM exit.
-    ///
-    /// Before returning, an event whose delivery the exit interrupted (IDT-vectoring
-    /// information valid) is queued for re-injection on the next entry, so it is
-    /// neither lost nor delivered twice (SDM Vol. 3C, 28.2.4 "Information for VM
-    /// Exits During Event Delivery"); a handler that injects something else, or
-    /// stops the guest, overrides it.
+    #[inline(always)]
     pub fn run(&mut self) -> Result<Exit, RunError> {
-        self.entry_tsc = read_tsc();
         // SAFETY: this vCPU's VMCS is current (the caller loaded it), its host
         // state was written by `vm::setup` from this CPU, and `launched` tracks
         // the launch state since the VMCLEAR in `VmcsRegion::new`.
         let result = unsafe { enter_guest(&mut self.registers, self.launched) };
         let tsc = read_tsc();
-        match result {
-            EntryResult::Exited => {}
-            EntryResult::FailInvalid => {
-                return Err(RunError::EntryInstructionFailed(VmxError {
-                    instruction: if self.launched { "VMRESUME" } else { "VMLAUNCH" },
-                    field: None,
-                    failure: hypervisor_core::instruction_error::VmxInstructionFailure::FailInvalid,
-                }))
-            }
-            EntryResult::FailValid => {
-                let number = vmcs::read(VmcsField::VmInstructionError).map_err(RunError::Vmcs)? as u32;
-                return Err(RunError::EntryInstructionFailed(VmxError {
-                    instruction: if self.launched { "VMRESUME" } else { "VMLAUNCH" },
-                    field: None,
-                    failure: hypervisor_core::instruction_error::VmxInstructionFailure::FailValid(number),
-                }));
-            }
+        if result != EntryResult::Exited {
+            return Err(self.entry_instruction_failed(result));
         }
-
         let raw_reason = read(VmcsField::ExitReason)? as u32;
-        let basic_reason = raw_reason as u16;
-        let reason = ExitReason::from_basic(basic_reason);
         let rip = read(VmcsField::GuestRip)?;
-        let entry_failed = raw_reason & (1 << 31) != 0;
-        if !entry_failed {
-            self.launched = true;
-        }
-
-        // Instruction exits need the length to advance RIP.
-        let instruction_length = read(VmcsField::ExitInstructionLength)?;
-
-        let kind = match reason {
-            None => VmExit::Unknown { basic_reason },
-            Some(reason) if entry_failed => {
-                VmExit::EntryFailure { reason, qualification: read(VmcsField::ExitQualification)? }
-            }
-            Some(reason) => {
-                self.requeue_interrupted_event()?;
-                self.decode(reason)?
-            }
-        };
-        Ok(Exit { kind, basic_reason, rip, instruction_length, tsc })
+        // A VM entry that fails after loading guest state leaves the VMCS unlaunched.
+        self.launched |= raw_reason & (1 << 31) == 0;
+        Ok(Exit { raw_reason, basic_reason: raw_reason as u16, rip, tsc })
     }
 
-    fn decode(&self, reason: ExitReason) -> Result<VmExit, RunError> {
+    #[cold]
+    #[inline(never)]
+    fn entry_instruction_failed(&self, result: EntryResult) -> RunError {
+        let failure = match result {
+            EntryResult::FailInvalid => VmxInstructionFailure::FailInvalid,
+            _ => VmxInstructionFailure::FailValid(vmcs::read(VmcsField::VmInstructionError).unwrap_or(0) as u32),
+        };
+        let instruction = if self.launched { "VMRESUME" } else { "VMLAUNCH" };
+        RunError::EntryInstructionFailed(VmxError { instruction, field: None, failure })
+    }
+
+    /// Decodes an exit into a [`VmExit`], reading only the fields its reason
+    /// needs. Before that, an event whose delivery the exit interrupted
+    /// (IDT-vectoring information valid) is queued for re-injection on the next
+    /// entry, so it is neither lost nor delivered twice (SDM Vol. 3C, 28.2.4
+    /// "Information for VM Exits During Event Delivery"); a handler that injects
+    /// something else, or stops the guest, overrides it.
+    #[inline(always)]
+    pub fn decode(&self, exit: &Exit) -> Result<VmExit, VmxError> {
+        let Some(reason) = ExitReason::from_basic(exit.basic_reason) else {
+            return Ok(VmExit::Unknown { basic_reason: exit.basic_reason });
+        };
+        if exit.entry_failed() {
+            return Ok(VmExit::EntryFailure { reason, qualification: vmcs::read(VmcsField::ExitQualification)? });
+        }
+        if may_interrupt_event_delivery(reason) {
+            self.requeue_interrupted_event()?;
+        }
+        self.decode_reason(reason)
+    }
+
+    #[inline(always)]
+    fn decode_reason(&self, reason: ExitReason) -> Result<VmExit, VmxError> {
         Ok(match reason {
             ExitReason::Cpuid => VmExit::Cpuid,
             ExitReason::Hlt => VmExit::Hlt,
             ExitReason::Vmcall => VmExit::Vmcall,
             ExitReason::Rdmsr => VmExit::Rdmsr,
             ExitReason::Wrmsr => VmExit::Wrmsr,
-            ExitReason::IoInstruction => VmExit::Io(IoQualification(read(VmcsField::ExitQualification)?)),
+            ExitReason::IoInstruction => VmExit::Io(IoQualification(vmcs::read(VmcsField::ExitQualification)?)),
             ExitReason::ControlRegisterAccess => {
-                VmExit::CrAccess(CrAccessQualification(read(VmcsField::ExitQualification)?))
+                VmExit::CrAccess(CrAccessQualification(vmcs::read(VmcsField::ExitQualification)?))
             }
             ExitReason::EptViolation => {
-                let qualification = EptViolationQualification(read(VmcsField::ExitQualification)?);
+                let qualification = EptViolationQualification(vmcs::read(VmcsField::ExitQualification)?);
                 let linear = if qualification.linear_address_valid() {
-                    Some(read(VmcsField::GuestLinearAddress)?)
+                    Some(vmcs::read(VmcsField::GuestLinearAddress)?)
                 } else {
                     None
                 };
-                VmExit::EptViolation { qualification, gpa: read(VmcsField::GuestPhysicalAddress)?, linear }
+                VmExit::EptViolation { qualification, gpa: vmcs::read(VmcsField::GuestPhysicalAddress)?, linear }
             }
             ExitReason::EptMisconfiguration => {
-                VmExit::EptMisconfiguration { gpa: read(VmcsField::GuestPhysicalAddress)? }
+                VmExit::EptMisconfiguration { gpa: vmcs::read(VmcsField::GuestPhysicalAddress)? }
             }
             ExitReason::ExceptionOrNmi => {
-                let info = InterruptionInfo(read(VmcsField::ExitInterruptionInfo)? as u32);
+                let info = InterruptionInfo(vmcs::read(VmcsField::ExitInterruptionInfo)? as u32);
                 let error_code = if info.error_code_valid() {
-                    Some(read(VmcsField::ExitInterruptionErrorCode)? as u32)
+                    Some(vmcs::read(VmcsField::ExitInterruptionErrorCode)? as u32)
                 } else {
                     None
                 };
-                VmExit::ExceptionOrNmi { info, error_code, qualification: read(VmcsField::ExitQualification)? }
+                VmExit::ExceptionOrNmi { info, error_code, qualification: vmcs::read(VmcsField::ExitQualification)? }
             }
             ExitReason::ExternalInterrupt => VmExit::ExternalInterrupt,
             ExitReason::TripleFault => VmExit::TripleFault,
             ExitReason::PreemptionTimerExpired => VmExit::PreemptionTimer,
-            other => VmExit::Other { reason: other, qualification: read(VmcsField::ExitQualification)? },
+            other => VmExit::Other { reason: other, qualification: vmcs::read(VmcsField::ExitQualification)? },
         })
     }
 
     /// Copies a valid IDT-vectoring information field into the VM-entry
     /// interruption-information field (with error code and, for software
     /// events, the instruction length), so the next entry delivers it again.
-    fn requeue_interrupted_event(&self) -> Result<(), RunError> {
-        let vectoring = InterruptionInfo(read(VmcsField::IdtVectoringInfo)? as u32);
+    #[inline(never)]
+    fn requeue_interrupted_event(&self) -> Result<(), VmxError> {
+        let vectoring = InterruptionInfo(vmcs::read(VmcsField::IdtVectoringInfo)? as u32);
         if !vectoring.valid() {
             return Ok(());
         }
         if vectoring.error_code_valid() {
-            write(VmcsField::EntryExceptionErrorCode, read(VmcsField::IdtVectoringErrorCode)?)?;
+            vmcs::write(VmcsField::EntryExceptionErrorCode, vmcs::read(VmcsField::IdtVectoringErrorCode)?)?;
         }
-        write(VmcsField::EntryInstructionLength, read(VmcsField::ExitInstructionLength)?)?;
+        vmcs::write(VmcsField::EntryInstructionLength, vmcs::read(VmcsField::ExitInstructionLength)?)?;
         // Bit 12 of the IDT-vectoring field is undefined; the entry field's bit
         // 12 is reserved, so only the architectural bits are copied.
-        write(VmcsField::EntryInterruptionInfo, u64::from(vectoring.to_u32() & !(1 << 12)))?;
+        vmcs::write(VmcsField::EntryInterruptionInfo, u64::from(vectoring.to_u32() & !(1 << 12)))?;
         Ok(())
     }
 
     /// Moves RIP past the instruction that exited (its length is in the VMCS),
     /// and clears STI/MOV-SS blocking as executing an instruction would.
+    #[inline(always)]
     pub fn advance_rip(&mut self, exit: &Exit) -> Result<(), VmxError> {
-        vmcs::write(VmcsField::GuestRip, exit.rip + exit.instruction_length)?;
+        let length = vmcs::read(VmcsField::ExitInstructionLength)?;
+        vmcs::write(VmcsField::GuestRip, exit.rip + length)?;
         let interruptibility = vmcs::read(VmcsField::GuestInterruptibilityState)?;
         if interruptibility & 0b11 != 0 {
             vmcs::write(VmcsField::GuestInterruptibilityState, interruptibility & !0b11)?;
@@ -289,10 +291,27 @@ impl Vcpu {
     }
 }
 
-fn read(field: VmcsField) -> Result<u64, RunError> {
-    vmcs::read(field).map_err(RunError::Vmcs)
+/// Whether an exit of this reason can happen while the CPU delivers an event
+/// (SDM Vol. 3C, 28.2.4 "Information for VM Exits During Event Delivery"):
+/// exceptions in the bitmap, EPT violations and misconfigurations, task
+/// switches, APIC accesses, triple faults and the like. Exits caused by
+/// executing an instruction never do, so their IDT-vectoring field is not read.
+fn may_interrupt_event_delivery(reason: ExitReason) -> bool {
+    !matches!(
+        reason,
+        ExitReason::Cpuid
+            | ExitReason::Hlt
+            | ExitReason::Invd
+            | ExitReason::Vmcall
+            | ExitReason::ControlRegisterAccess
+            | ExitReason::IoInstruction
+            | ExitReason::Rdmsr
+            | ExitReason::Wrmsr
+            | ExitReason::Wbinvd
+    )
 }
 
-fn write(field: VmcsField, value: u64) -> Result<(), RunError> {
-    vmcs::write(field, value).map_err(RunError::Vmcs)
+#[inline(always)]
+fn read(field: VmcsField) -> Result<u64, RunError> {
+    vmcs::read(field).map_err(RunError::Vmcs)
 }

@@ -40,15 +40,25 @@ impl fmt::Display for VmxError {
 /// Turns the flags after a VMX instruction into a result (SDM Vol. 3C, 31.2
 /// "Conventions": CF=1 is VMfailInvalid, ZF=1 is VMfailValid with the error
 /// number in the current VMCS's VM-instruction error field).
+#[inline(always)]
 fn check(instruction: &'static str, field: Option<VmcsField>, carry: u8, zero: u8) -> Result<(), VmxError> {
-    if carry != 0 {
-        return Err(VmxError { instruction, field, failure: VmxInstructionFailure::FailInvalid });
-    }
-    if zero != 0 {
-        let number = read_instruction_error_number();
-        return Err(VmxError { instruction, field, failure: VmxInstructionFailure::FailValid(number) });
+    if carry | zero != 0 {
+        return Err(failure(instruction, field, carry));
     }
     Ok(())
+}
+
+/// Builds the error of a failed VMX instruction (kept out of line: the hot
+/// path only tests the flags).
+#[cold]
+#[inline(never)]
+fn failure(instruction: &'static str, field: Option<VmcsField>, carry: u8) -> VmxError {
+    let failure = if carry != 0 {
+        VmxInstructionFailure::FailInvalid
+    } else {
+        VmxInstructionFailure::FailValid(read_instruction_error_number())
+    };
+    VmxError { instruction, field, failure }
 }
 
 /// Reads the VM-instruction error field without going through [`check`] again.
@@ -65,7 +75,7 @@ fn read_instruction_error_number() -> u32 {
 }
 
 /// Reads a field of the current VMCS (SDM Vol. 3C, 31.3 "VMREAD").
-#[inline]
+#[inline(always)]
 pub fn read(field: VmcsField) -> Result<u64, VmxError> {
     let value: u64;
     let carry: u8;
@@ -88,7 +98,7 @@ pub fn read(field: VmcsField) -> Result<u64, VmxError> {
 }
 
 /// Writes a field of the current VMCS (SDM Vol. 3C, 31.3 "VMWRITE").
-#[inline]
+#[inline(always)]
 pub fn write(field: VmcsField, value: u64) -> Result<(), VmxError> {
     let carry: u8;
     let zero: u8;

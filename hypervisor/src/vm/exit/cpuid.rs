@@ -12,6 +12,7 @@ use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
 
 /// Emulates CPUID for the guest.
+#[inline(always)]
 pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
     let leaf = guest.vcpu.registers.rax as u32;
     let subleaf = guest.vcpu.registers.rcx as u32;

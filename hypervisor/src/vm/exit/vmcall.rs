@@ -17,6 +17,7 @@ use crate::vmx::vmcs::VmxError;
 const REPORTED_FAILURES: u64 = 16;
 
 /// Dispatches one hypercall.
+#[inline(always)]
 pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
     let number = guest.vcpu.registers.rax;
     let arguments = [guest.vcpu.registers.rdi, guest.vcpu.registers.rsi, guest.vcpu.registers.rdx];
@@ -33,31 +34,38 @@ pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxEr
     };
     guest.vcpu.registers.rax = match result {
         Ok(value) => value,
-        Err(error) => {
-            guest.failed_hypercalls += 1;
-            if guest.failed_hypercalls <= REPORTED_FAILURES {
-                let call = Hypercall::from_number(number).map_or("unknown", Hypercall::name);
-                crate::warn!(
-                    "{}: hypercall {:#x} ({}) at RIP {:#x} with RDI={:#x} RSI={:#x} RDX={:#x}: {} -> returns {}",
-                    guest.name(),
-                    number,
-                    call,
-                    exit.rip,
-                    arguments[0],
-                    arguments[1],
-                    arguments[2],
-                    error.describe(),
-                    error.code() as i64
-                );
-            }
-            error.code()
-        }
+        Err(error) => report_failure(guest, exit, number, arguments, error),
     };
     guest.vcpu.advance_rip(exit)?;
     Ok(Flow::Continue(Action::Emulated))
 }
 
+/// Counts a failed hypercall, reports the first few, and returns the error code.
+#[cold]
+#[inline(never)]
+fn report_failure(guest: &mut Guest, exit: &Exit, number: u64, arguments: [u64; 3], error: HypercallError) -> u64 {
+    guest.failed_hypercalls += 1;
+    if guest.failed_hypercalls <= REPORTED_FAILURES {
+        let call = Hypercall::from_number(number).map_or("unknown", Hypercall::name);
+        crate::warn!(
+            "{}: hypercall {:#x} ({}) at RIP {:#x} with RDI={:#x} RSI={:#x} RDX={:#x}: {} -> returns {}",
+            guest.name(),
+            number,
+            call,
+            exit.rip,
+            arguments[0],
+            arguments[1],
+            arguments[2],
+            error.describe(),
+            error.code() as i64
+        );
+    }
+    error.code()
+}
+
 /// `print(gpa, len)`: the bytes go through the guest's console line buffer.
+/// Kept out of line: its 4 KiB buffer would make every hypercall probe the stack.
+#[inline(never)]
 fn print(guest: &mut Guest, gpa: u64, len: u64) -> Result<u64, HypercallError> {
     if len > MAX_PRINT_LEN {
         // Check the range first: an overflowing pointer is a bad address, whatever its length.
