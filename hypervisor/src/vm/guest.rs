@@ -7,6 +7,7 @@ use core::fmt;
 use hypervisor_core::config::{GuestConfig, GuestEnd};
 use hypervisor_core::devices::uart16550::Uart16550;
 use hypervisor_core::exit::{EptViolationQualification, ExitReason, InterruptionInfo};
+use hypervisor_core::start_state::{start_state, StartStateError};
 use hypervisor_core::vmcs_field::VmcsField;
 
 use crate::vm::exit;
@@ -34,6 +35,8 @@ pub enum CreateError {
     Ept(hypervisor_core::ept::EptError),
     /// The VMCS could not be created or written.
     Vmcs(VmcsSetupError),
+    /// The start mode is impossible on this CPU.
+    Start(StartStateError),
     /// A VMWRITE failed.
     Vmx(VmxError),
 }
@@ -45,6 +48,7 @@ impl fmt::Display for CreateError {
             CreateError::Load(error) => write!(f, "{error}"),
             CreateError::Ept(error) => write!(f, "EPT: {error}"),
             CreateError::Vmcs(error) => write!(f, "VMCS: {error}"),
+            CreateError::Start(error) => write!(f, "{error}"),
             CreateError::Vmx(error) => write!(f, "VMCS setup: {error}"),
         }
     }
@@ -187,6 +191,8 @@ pub struct Guest {
     pub restart_count: u32,
     /// TSC at its first VM entry.
     pub first_entry_tsc: u64,
+    /// The guest's XCR0 (x87 only until it executes XSETBV).
+    pub xcr0: u64,
 }
 
 impl Guest {
@@ -203,12 +209,32 @@ impl Guest {
         let ept = GuestEpt::for_guest_ram(ram.layout(), host.caps.ept_vpid.accessed_dirty_flags())
             .map_err(CreateError::Ept)?;
         let vmcs = VmcsRegion::new(host.caps.basic.revision_id()).map_err(CreateError::Vmcs)?;
-        let vcpu = Vcpu::new(vmcs);
+        let mut vcpu = Vcpu::new(vmcs);
         vcpu.load().map_err(CreateError::Vmx)?;
         let vpid = if host.controls.vpid() { vpid } else { 0 };
-        setup::write_controls(&host.controls, &host.caps, ept.eptp(), vpid, &entry).map_err(CreateError::Vmx)?;
+        let start = start_state(
+            config.start_mode,
+            entry.rip,
+            entry.rsp,
+            entry.cr3,
+            host.caps.cr0,
+            host.caps.cr4,
+            host.controls.unrestricted_guest(),
+        )
+        .map_err(CreateError::Start)?;
+        setup::write_controls(
+            &host.controls,
+            &host.caps,
+            ept.eptp(),
+            vpid,
+            host.msr_bitmap,
+            &start,
+            config.time_slice_ticks,
+        )
+        .map_err(CreateError::Vmx)?;
         setup::write_host_state(&host.controls).map_err(CreateError::Vmx)?;
-        setup::write_guest_state(&host.caps, &host.controls, &entry).map_err(CreateError::Vmx)?;
+        setup::write_guest_state(&start, &host.controls).map_err(CreateError::Vmx)?;
+        vcpu.registers.rdx = start.rdx;
         // Nothing may be cached for this EPTP or VPID from an earlier guest.
         ept::invept_single_context(ept.eptp());
         if vpid != 0 {
@@ -229,6 +255,7 @@ impl Guest {
             failed_hypercalls: 0,
             restart_count: 0,
             first_entry_tsc: 0,
+            xcr0: 1,
         }))
     }
 
@@ -242,6 +269,8 @@ impl Guest {
         if let Err(error) = self.vcpu.load() {
             return self.crashed(Crash::Vmx(error), host);
         }
+        // XCR0 is not part of the VMCS: load this guest's own.
+        crate::vmx::xsetbv(self.xcr0);
         self.first_entry_tsc = read_tsc();
         loop {
             let exit = match self.vcpu.run() {
@@ -276,14 +305,16 @@ impl Guest {
             VmExit::Io(io) => exit::io::handle(self, exit, io),
             VmExit::Vmcall => exit::vmcall::handle(self, exit, host),
             VmExit::Hlt => exit::hlt::handle(self, exit),
-            VmExit::Rdmsr | VmExit::Wrmsr => exit::msr::handle(self, exit),
-            VmExit::CrAccess(access) => exit::cr::handle(self, exit, access),
+            VmExit::Rdmsr => exit::msr::handle(self, exit, exit::msr::MsrAccess::Read),
+            VmExit::Wrmsr => exit::msr::handle(self, exit, exit::msr::MsrAccess::Write),
+            VmExit::CrAccess(access) => exit::cr::handle(self, exit, access, host),
             VmExit::EptViolation { qualification, gpa, linear } => {
                 Ok(exit::ept::violation(self, exit, qualification, gpa, linear))
             }
             VmExit::EptMisconfiguration { gpa } => Ok(Flow::Crash(Crash::EptMisconfiguration { gpa })),
             VmExit::ExceptionOrNmi { info, error_code, .. } => Ok(Flow::Crash(Crash::Exception { info, error_code })),
             VmExit::TripleFault => Ok(Flow::Crash(Crash::TripleFault)),
+            VmExit::Xsetbv => exit::xsetbv::handle(self, exit),
             VmExit::PreemptionTimer => exit::timer::preemption_timer(self, host),
             VmExit::ExternalInterrupt => Ok(Flow::Continue(Action::Resumed)),
             VmExit::EntryFailure { reason, qualification } => {

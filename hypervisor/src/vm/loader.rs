@@ -1,14 +1,17 @@
 //! Putting a guest image into guest RAM and deciding where the guest starts.
 //!
-//! Long mode (the only start mode so far): the image is a static x86-64 ELF
-//! executable (ET_EXEC), loaded by its program headers at their physical
-//! addresses; the identity page tables go into the reserved region at the top
-//! of RAM; the stack starts just below that region.
+//! - `real`: a flat image at guest-physical 0x7C00, entered at 0000:7C00 like a
+//!   BIOS boot sector (there is no BIOS: no INT services, output through ports);
+//! - `protected`: a flat image at 0x100000, entered at its first byte;
+//! - `long`: a static x86-64 ELF executable (ET_EXEC), loaded by its program
+//!   headers; the identity page tables go into the reserved region at the top of
+//!   RAM and the stack starts just below that region.
 
 use hypervisor_core::config::StartMode;
 use hypervisor_core::elf::{ElfError, ElfImage};
 use hypervisor_core::guest_memory::GuestMemoryError;
 use hypervisor_core::guest_paging::{self, GuestPagingError, IdentityTables};
+use hypervisor_core::start_state::{PROTECTED_MODE_LOAD, REAL_MODE_LIMIT, REAL_MODE_LOAD};
 
 use crate::vm::memory::GuestRam;
 
@@ -38,8 +41,13 @@ pub enum LoadError {
     Memory(GuestMemoryError),
     /// The reserved region straddles two host blocks (cannot happen with 2 MiB blocks).
     ReservedRegion,
-    /// This start mode is not supported yet.
-    UnsupportedMode(StartMode),
+    /// A flat image does not fit where its start mode loads it.
+    FlatImageTooLarge {
+        /// The image's size.
+        size: u64,
+        /// The most bytes that fit.
+        limit: u64,
+    },
 }
 
 impl core::fmt::Display for LoadError {
@@ -49,7 +57,9 @@ impl core::fmt::Display for LoadError {
             LoadError::Paging(error) => write!(f, "{error}"),
             LoadError::Memory(error) => write!(f, "{error}"),
             LoadError::ReservedRegion => f.write_str("reserved region is not host-contiguous"),
-            LoadError::UnsupportedMode(mode) => write!(f, "start mode {mode} is not supported yet"),
+            LoadError::FlatImageTooLarge { size, limit } => {
+                write!(f, "flat image of {size} bytes does not fit (at most {limit} bytes)")
+            }
         }
     }
 }
@@ -58,8 +68,19 @@ impl core::fmt::Display for LoadError {
 pub fn load(ram: &mut GuestRam, mode: StartMode, image: &[u8]) -> Result<EntryPoint, LoadError> {
     match mode {
         StartMode::Long => load_long_mode_elf(ram, image),
-        other => Err(LoadError::UnsupportedMode(other)),
+        StartMode::Real => load_flat(ram, StartMode::Real, image, REAL_MODE_LOAD, REAL_MODE_LIMIT.min(ram.size())),
+        StartMode::Protected => load_flat(ram, StartMode::Protected, image, PROTECTED_MODE_LOAD, ram.size()),
     }
+}
+
+/// Copies a flat image to `address`; it must end at or below `limit`.
+fn load_flat(ram: &mut GuestRam, mode: StartMode, image: &[u8], address: u64, limit: u64) -> Result<EntryPoint, LoadError> {
+    let room = limit.saturating_sub(address);
+    if image.len() as u64 > room {
+        return Err(LoadError::FlatImageTooLarge { size: image.len() as u64, limit: room });
+    }
+    ram.write(address, image).map_err(LoadError::Memory)?;
+    Ok(EntryPoint { mode, rip: address, rsp: address, cr3: 0, reserved: None })
 }
 
 fn load_long_mode_elf(ram: &mut GuestRam, image: &[u8]) -> Result<EntryPoint, LoadError> {

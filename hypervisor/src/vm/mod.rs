@@ -27,6 +27,9 @@ pub struct Host {
     pub cpuid_policy: CpuidPolicy,
     /// The measured TSC frequency.
     pub tsc_hz: u64,
+    /// Physical address of the MSR bitmap all guests share (read-only to them:
+    /// the CPU only reads it).
+    pub msr_bitmap: u64,
 }
 
 /// Maps the blob's log level (0 default, 1 error … 4 debug) onto the console's.
@@ -80,13 +83,23 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
         }
     };
     crate::info!("VMX root operation entered (VMXON done)");
+    // Before the host state is recorded in any VMCS: XSETBV needs CR4.OSXSAVE.
+    vmx::enable_xsave();
     let tsc_hz = crate::platform::tsc::measure_hz();
     crate::info!("TSC frequency measured against the PIT: {} kHz", tsc_hz / 1000);
+    let msr_bitmap = match make_msr_bitmap() {
+        Ok(physical) => physical,
+        Err(error) => {
+            crate::error!("MSR bitmap: {}", error);
+            return Err("out of memory");
+        }
+    };
     let host = Host {
         caps,
         controls,
         cpuid_policy: CpuidPolicy::from_secondary_controls(0, (tsc_hz / 1000) as u32, controls.secondary),
         tsc_hz,
+        msr_bitmap,
     };
 
     let mut all_passed = true;
@@ -152,6 +165,16 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
     } else {
         Err("a guest did not end as expected")
     }
+}
+
+/// Builds the shared MSR bitmap ([`hypervisor_core::msr::MsrBitmap::for_policy`])
+/// in a frame of its own.
+fn make_msr_bitmap() -> Result<u64, crate::platform::memory::MemoryError> {
+    let frame = crate::platform::memory::allocate_frame()?;
+    let bitmap = hypervisor_core::msr::MsrBitmap::for_policy();
+    // SAFETY: a fresh 4 KiB frame, mapped at the physical offset.
+    unsafe { core::ptr::copy_nonoverlapping(bitmap.0.as_ptr(), crate::platform::memory::phys_to_virt(frame), 4096) };
+    Ok(frame)
 }
 
 fn describe_end(end: GuestEnd) -> alloc::string::String {

@@ -9,12 +9,12 @@ use hypervisor_core::caps::VmxCapabilities;
 use hypervisor_core::controls::{
     ControlError, EntryControls, ExitControls, PinBasedControls, PrimaryControls, SecondaryControls,
 };
+use hypervisor_core::start_state::{Segment, StartState, CR0_PE, CR0_PG};
 use hypervisor_core::vmcs_field::VmcsField;
 use x86_64::instructions::tables::{sgdt, sidt};
 use x86_64::registers::control::{Cr0, Cr3, Cr4};
 
 use crate::platform::gdt;
-use crate::vm::loader::EntryPoint;
 use crate::vmx::read_msr;
 use crate::vmx::run::host_rip;
 use crate::vmx::vmcs::{self, VmxError};
@@ -31,22 +31,6 @@ const IA32_GS_BASE: u32 = 0xC000_0101;
 /// The PAT value after reset (SDM Vol. 3A, 13.12.4 "Programming the PAT").
 const PAT_POWER_ON: u64 = 0x0007_0406_0007_0406;
 
-/// EFER.LME (bit 8) and EFER.LMA (bit 10).
-const EFER_LME_LMA: u64 = (1 << 8) | (1 << 10);
-/// CR4.VMXE: must be 1 in VMX operation, also in the guest's real CR4; the
-/// read shadow hides it from the guest.
-const CR4_VMXE: u64 = 1 << 13;
-/// CR4.PAE, needed for long mode.
-const CR4_PAE: u64 = 1 << 5;
-/// CR0: PE | MP | ET | NE | WP | PG.
-const CR0_LONG_MODE: u64 = 0x8001_0033;
-
-/// Access rights in the VMCS format (SDM Vol. 3C, 25.4.1 "Guest Register State",
-/// Table "Format of Access Rights"): type, S, DPL, P, L, D/B, G; bit 16 = unusable.
-const ACCESS_CODE64: u64 = 0xA09B; // execute/read, accessed, S, P, L, G
-const ACCESS_DATA: u64 = 0xC093; // read/write, accessed, S, P, D/B, G
-const ACCESS_TSS_BUSY64: u64 = 0x008B; // 64-bit busy TSS, P
-const ACCESS_UNUSABLE: u64 = 1 << 16;
 
 /// The control words chosen for this CPU, computed once.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +53,11 @@ impl Controls {
         self.pin.contains(PinBasedControls::ACTIVATE_PREEMPTION_TIMER)
     }
 
+    /// Whether the guest may run with paging or protection off.
+    pub fn unrestricted_guest(&self) -> bool {
+        self.secondary.contains(SecondaryControls::UNRESTRICTED_GUEST)
+    }
+
     /// Whether VPIDs tag this guest's TLB entries.
     pub fn vpid(&self) -> bool {
         self.secondary.contains(SecondaryControls::ENABLE_VPID)
@@ -85,11 +74,12 @@ pub fn choose_controls(caps: &VmxCapabilities) -> Result<Controls, ControlError>
         PinBasedControls::ACTIVATE_PREEMPTION_TIMER,
         caps.pin_based,
     )?;
-    // HLT ends or parks the guest; every port access is emulated; no MSR
-    // bitmap, so every RDMSR/WRMSR exits (deny by default).
+    // HLT ends or parks the guest; every port access is emulated; the MSR
+    // bitmap lets only a short allowlist of MSRs through (deny by default).
     let primary = PrimaryControls::adjust(
         PrimaryControls::HLT_EXITING
             | PrimaryControls::UNCONDITIONAL_IO_EXITING
+            | PrimaryControls::USE_MSR_BITMAPS
             | PrimaryControls::ACTIVATE_SECONDARY_CONTROLS,
         PrimaryControls::empty(),
         caps.primary,
@@ -120,17 +110,19 @@ pub fn write_controls(
     caps: &VmxCapabilities,
     eptp: u64,
     vpid: u16,
-    entry: &EntryPoint,
+    msr_bitmap: u64,
+    start: &StartState,
+    time_slice_ticks: u64,
 ) -> Result<(), VmxError> {
     vmcs::write(VmcsField::PinBasedControls, u64::from(controls.pin.bits()))?;
     vmcs::write(VmcsField::PrimaryProcessorControls, u64::from(controls.primary.bits()))?;
     vmcs::write(VmcsField::SecondaryProcessorControls, u64::from(controls.secondary.bits()))?;
     vmcs::write(VmcsField::ExitControls, u64::from(controls.exit.bits()))?;
-    let mut entry_controls = controls.entry;
-    if entry.mode != hypervisor_core::config::StartMode::Long {
-        entry_controls = EntryControls(entry_controls.bits() & !EntryControls::IA32E_MODE_GUEST.bits());
+    let mut entry_controls = controls.entry.bits() & !EntryControls::IA32E_MODE_GUEST.bits();
+    if start.ia32e_mode {
+        entry_controls |= EntryControls::IA32E_MODE_GUEST.bits();
     }
-    vmcs::write(VmcsField::EntryControls, u64::from(entry_controls.bits()))?;
+    vmcs::write(VmcsField::EntryControls, u64::from(entry_controls))?;
 
     vmcs::write(VmcsField::ExceptionBitmap, 0)?;
     vmcs::write(VmcsField::PageFaultErrorCodeMask, 0)?;
@@ -140,6 +132,7 @@ pub fn write_controls(
     vmcs::write(VmcsField::ExitMsrLoadCount, 0)?;
     vmcs::write(VmcsField::EntryMsrLoadCount, 0)?;
     vmcs::write(VmcsField::EntryInterruptionInfo, 0)?;
+    vmcs::write(VmcsField::MsrBitmap, msr_bitmap)?;
     vmcs::write(VmcsField::EptPointer, eptp)?;
     if controls.vpid() {
         vmcs::write(VmcsField::VirtualProcessorId, u64::from(vpid))?;
@@ -147,38 +140,33 @@ pub fn write_controls(
     // The CR0/CR4 bits VMX fixes belong to the hypervisor: the guest reads the
     // shadow, and a write that would change an owned bit exits (SDM Vol. 3C,
     // 25.6.6 "Guest/Host Masks and Read Shadows for CR0 and CR4").
-    let (cr0, cr4) = guest_control_registers(caps, controls);
-    let cr0_owned = owned_bits(caps.cr0.fixed0, caps.cr0.fixed1) & !unrestricted_exempt(controls);
-    vmcs::write(VmcsField::Cr0GuestHostMask, cr0_owned)?;
-    vmcs::write(VmcsField::Cr0ReadShadow, cr0)?;
-    vmcs::write(VmcsField::Cr4GuestHostMask, owned_bits(caps.cr4.fixed0, caps.cr4.fixed1))?;
-    vmcs::write(VmcsField::Cr4ReadShadow, cr4 & !CR4_VMXE)?;
+    vmcs::write(VmcsField::Cr0GuestHostMask, cr0_owned_bits(caps, controls))?;
+    vmcs::write(VmcsField::Cr0ReadShadow, start.cr0_shadow)?;
+    vmcs::write(VmcsField::Cr4GuestHostMask, cr4_owned_bits(caps))?;
+    vmcs::write(VmcsField::Cr4ReadShadow, start.cr4_shadow)?;
     if controls.preemption_timer() {
-        vmcs::write(VmcsField::VmxPreemptionTimerValue, u64::from(u32::MAX))?;
+        vmcs::write(VmcsField::VmxPreemptionTimerValue, preemption_timer_value(caps, time_slice_ticks))?;
     }
     Ok(())
 }
 
-/// Bits VMX fixes to 1 (fixed0 set) or to 0 (fixed1 clear), within the low 32.
-fn owned_bits(fixed0: u64, fixed1: u64) -> u64 {
-    (fixed0 | !fixed1) & 0xFFFF_FFFF
+/// The preemption-timer value for a time slice: the timer counts down at the
+/// TSC rate divided by 2^IA32_VMX_MISC[4:0] (SDM Vol. 3C, 26.5.1).
+pub fn preemption_timer_value(caps: &VmxCapabilities, time_slice_ticks: u64) -> u64 {
+    (time_slice_ticks >> caps.misc.preemption_timer_rate()).clamp(1, u64::from(u32::MAX))
 }
 
-/// With unrestricted guest, CR0.PE and CR0.PG are the guest's own (SDM Vol. 3C,
-/// 27.3.1.1 "Checks on Guest Control Registers, Debug Registers, and MSRs").
-fn unrestricted_exempt(controls: &Controls) -> u64 {
-    if controls.secondary.contains(SecondaryControls::UNRESTRICTED_GUEST) {
-        (1 << 0) | (1 << 31)
-    } else {
-        0
-    }
+/// The CR0 bits the hypervisor owns: those VMX fixes to 1 or 0, less PE and PG
+/// under unrestricted guest (SDM Vol. 3C, 27.3.1.1 "Checks on Guest Control
+/// Registers, Debug Registers, and MSRs"), within the low 32 bits.
+pub fn cr0_owned_bits(caps: &VmxCapabilities, controls: &Controls) -> u64 {
+    let exempt = if controls.unrestricted_guest() { CR0_PE | CR0_PG } else { 0 };
+    (caps.cr0.fixed0 | !caps.cr0.fixed1) & 0xFFFF_FFFF & !exempt
 }
 
-/// The guest's starting CR0 and CR4 (long mode), with the VMX fixed bits applied.
-fn guest_control_registers(caps: &VmxCapabilities, _controls: &Controls) -> (u64, u64) {
-    let cr0 = caps.cr0.apply(CR0_LONG_MODE);
-    let cr4 = caps.cr4.apply(CR4_PAE | CR4_VMXE);
-    (cr0, cr4)
+/// The CR4 bits the hypervisor owns: VMXE and every bit this CPU does not allow.
+pub fn cr4_owned_bits(caps: &VmxCapabilities) -> u64 {
+    (caps.cr4.fixed0 | !caps.cr4.fixed1) & 0xFFFF_FFFF
 }
 
 /// Writes the host-state area from this CPU's live state (SDM Vol. 3C, 25.5
@@ -217,53 +205,32 @@ pub fn write_host_state(controls: &Controls) -> Result<(), VmxError> {
     Ok(())
 }
 
-/// Writes the guest-state area for a guest that starts in 64-bit mode at
-/// `entry` (SDM Vol. 3C, 25.4 "Guest-State Area").
-pub fn write_guest_state(caps: &VmxCapabilities, controls: &Controls, entry: &EntryPoint) -> Result<(), VmxError> {
-    let (cr0, cr4) = guest_control_registers(caps, controls);
-    vmcs::write(VmcsField::GuestCr0, cr0)?;
-    vmcs::write(VmcsField::GuestCr3, entry.cr3)?;
-    vmcs::write(VmcsField::GuestCr4, cr4)?;
+/// Writes the guest-state area (SDM Vol. 3C, 25.4 "Guest-State Area") from a
+/// [`StartState`] built by [`hypervisor_core::start_state::start_state`].
+pub fn write_guest_state(start: &StartState, controls: &Controls) -> Result<(), VmxError> {
+    vmcs::write(VmcsField::GuestCr0, start.cr0)?;
+    vmcs::write(VmcsField::GuestCr3, start.cr3)?;
+    vmcs::write(VmcsField::GuestCr4, start.cr4)?;
     vmcs::write(VmcsField::GuestDr7, 0x400)?;
-    vmcs::write(VmcsField::GuestRsp, entry.rsp)?;
-    vmcs::write(VmcsField::GuestRip, entry.rip)?;
+    vmcs::write(VmcsField::GuestRsp, start.rsp)?;
+    vmcs::write(VmcsField::GuestRip, start.rip)?;
     vmcs::write(VmcsField::GuestRflags, 0x2)?;
 
-    // Flat segments: CS 64-bit code (selector 0x08), data segments 0x10.
-    let data_segments = [
-        (VmcsField::GuestSsSelector, VmcsField::GuestSsBase, VmcsField::GuestSsLimit, VmcsField::GuestSsAccessRights),
-        (VmcsField::GuestDsSelector, VmcsField::GuestDsBase, VmcsField::GuestDsLimit, VmcsField::GuestDsAccessRights),
-        (VmcsField::GuestEsSelector, VmcsField::GuestEsBase, VmcsField::GuestEsLimit, VmcsField::GuestEsAccessRights),
-        (VmcsField::GuestFsSelector, VmcsField::GuestFsBase, VmcsField::GuestFsLimit, VmcsField::GuestFsAccessRights),
-        (VmcsField::GuestGsSelector, VmcsField::GuestGsBase, VmcsField::GuestGsLimit, VmcsField::GuestGsAccessRights),
-    ];
-    vmcs::write(VmcsField::GuestCsSelector, 0x08)?;
-    vmcs::write(VmcsField::GuestCsBase, 0)?;
-    vmcs::write(VmcsField::GuestCsLimit, 0xFFFF_FFFF)?;
-    vmcs::write(VmcsField::GuestCsAccessRights, ACCESS_CODE64)?;
-    for (selector, base, limit, access) in data_segments {
-        vmcs::write(selector, 0x10)?;
-        vmcs::write(base, 0)?;
-        vmcs::write(limit, 0xFFFF_FFFF)?;
-        vmcs::write(access, ACCESS_DATA)?;
+    write_segment(SegmentFields::CS, &start.cs)?;
+    for fields in [SegmentFields::SS, SegmentFields::DS, SegmentFields::ES, SegmentFields::FS, SegmentFields::GS] {
+        write_segment(fields, &start.data)?;
     }
     // TR must be usable and a busy TSS even if the guest never uses it; LDTR unusable.
-    vmcs::write(VmcsField::GuestTrSelector, 0x18)?;
-    vmcs::write(VmcsField::GuestTrBase, 0)?;
-    vmcs::write(VmcsField::GuestTrLimit, 0x67)?;
-    vmcs::write(VmcsField::GuestTrAccessRights, ACCESS_TSS_BUSY64)?;
-    vmcs::write(VmcsField::GuestLdtrSelector, 0)?;
-    vmcs::write(VmcsField::GuestLdtrBase, 0)?;
-    vmcs::write(VmcsField::GuestLdtrLimit, 0)?;
-    vmcs::write(VmcsField::GuestLdtrAccessRights, ACCESS_UNUSABLE)?;
-    // No GDT or IDT yet: the guest installs its own. An exception before then
-    // escalates to a triple fault, which exits.
-    vmcs::write(VmcsField::GuestGdtrBase, 0)?;
-    vmcs::write(VmcsField::GuestGdtrLimit, 0)?;
-    vmcs::write(VmcsField::GuestIdtrBase, 0)?;
-    vmcs::write(VmcsField::GuestIdtrLimit, 0)?;
+    write_segment(SegmentFields::TR, &start.tr)?;
+    write_segment(SegmentFields::LDTR, &Segment::UNUSABLE)?;
+    // The guest brings its own GDT and IDT (real mode: the IVT at 0). An
+    // exception before it has an IDT escalates to a triple fault, which exits.
+    vmcs::write(VmcsField::GuestGdtrBase, start.gdtr.0)?;
+    vmcs::write(VmcsField::GuestGdtrLimit, u64::from(start.gdtr.1))?;
+    vmcs::write(VmcsField::GuestIdtrBase, start.idtr.0)?;
+    vmcs::write(VmcsField::GuestIdtrLimit, u64::from(start.idtr.1))?;
 
-    vmcs::write(VmcsField::GuestIa32Efer, EFER_LME_LMA)?;
+    vmcs::write(VmcsField::GuestIa32Efer, start.efer)?;
     if controls.entry.contains(EntryControls::LOAD_IA32_PAT) {
         vmcs::write(VmcsField::GuestIa32Pat, PAT_POWER_ON)?;
     }
@@ -277,4 +244,35 @@ pub fn write_guest_state(caps: &VmxCapabilities, controls: &Controls, entry: &En
     // No shadow VMCS: the link pointer must be all ones (SDM Vol. 3C, 25.4.2).
     vmcs::write(VmcsField::VmcsLinkPointer, u64::MAX)?;
     Ok(())
+}
+
+/// The four VMCS fields of one segment register.
+#[derive(Clone, Copy)]
+struct SegmentFields {
+    selector: VmcsField,
+    base: VmcsField,
+    limit: VmcsField,
+    access_rights: VmcsField,
+}
+
+impl SegmentFields {
+    const CS: Self = Self::new(VmcsField::GuestCsSelector, VmcsField::GuestCsBase, VmcsField::GuestCsLimit, VmcsField::GuestCsAccessRights);
+    const SS: Self = Self::new(VmcsField::GuestSsSelector, VmcsField::GuestSsBase, VmcsField::GuestSsLimit, VmcsField::GuestSsAccessRights);
+    const DS: Self = Self::new(VmcsField::GuestDsSelector, VmcsField::GuestDsBase, VmcsField::GuestDsLimit, VmcsField::GuestDsAccessRights);
+    const ES: Self = Self::new(VmcsField::GuestEsSelector, VmcsField::GuestEsBase, VmcsField::GuestEsLimit, VmcsField::GuestEsAccessRights);
+    const FS: Self = Self::new(VmcsField::GuestFsSelector, VmcsField::GuestFsBase, VmcsField::GuestFsLimit, VmcsField::GuestFsAccessRights);
+    const GS: Self = Self::new(VmcsField::GuestGsSelector, VmcsField::GuestGsBase, VmcsField::GuestGsLimit, VmcsField::GuestGsAccessRights);
+    const TR: Self = Self::new(VmcsField::GuestTrSelector, VmcsField::GuestTrBase, VmcsField::GuestTrLimit, VmcsField::GuestTrAccessRights);
+    const LDTR: Self = Self::new(VmcsField::GuestLdtrSelector, VmcsField::GuestLdtrBase, VmcsField::GuestLdtrLimit, VmcsField::GuestLdtrAccessRights);
+
+    const fn new(selector: VmcsField, base: VmcsField, limit: VmcsField, access_rights: VmcsField) -> Self {
+        Self { selector, base, limit, access_rights }
+    }
+}
+
+fn write_segment(fields: SegmentFields, segment: &Segment) -> Result<(), VmxError> {
+    vmcs::write(fields.selector, u64::from(segment.selector))?;
+    vmcs::write(fields.base, segment.base)?;
+    vmcs::write(fields.limit, u64::from(segment.limit))?;
+    vmcs::write(fields.access_rights, u64::from(segment.access_rights))
 }

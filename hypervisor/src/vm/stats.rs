@@ -138,14 +138,31 @@ impl ExitStats {
         for sequence in first..=self.total_exits {
             let exit = &self.ring[(sequence as usize) % RING_LEN];
             crate::error!(
-                "{}:   #{:<6} {:<28} RIP {:#014x}  detail {:#x}  -> {:?}",
+                "{}:   #{:<6} {:<28} RIP {:#014x}  {}  -> {:?}",
                 name,
                 exit.sequence,
                 ExitReason::from_basic(exit.reason).map_or("unknown", ExitReason::name),
                 exit.rip,
-                exit.detail,
+                Detail(exit.reason, exit.detail),
                 exit.action
             );
+        }
+    }
+}
+
+/// An exit's detail in words: the I/O or CR-access qualification decoded, the
+/// guest-physical address of an EPT exit, the raw value otherwise.
+struct Detail(u16, u64);
+
+impl core::fmt::Display for Detail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use hypervisor_core::exit::{CrAccessQualification, IoQualification};
+        match ExitReason::from_basic(self.0) {
+            Some(ExitReason::IoInstruction) => write!(f, "{}", IoQualification(self.1)),
+            Some(ExitReason::ControlRegisterAccess) => write!(f, "{}", CrAccessQualification(self.1)),
+            Some(ExitReason::EptViolation | ExitReason::EptMisconfiguration) => write!(f, "GPA {:#x}", self.1),
+            _ if self.1 == 0 => Ok(()),
+            _ => write!(f, "detail {:#x}", self.1),
         }
     }
 }

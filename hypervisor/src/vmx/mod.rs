@@ -36,6 +36,31 @@ pub unsafe fn write_msr(msr: u32, value: u64) {
     unsafe { x86_64::registers::model_specific::Msr::new(msr).write(value) }
 }
 
+/// Whether this CPU has XSAVE (CPUID.1:ECX.XSAVE[bit 26]).
+pub fn has_xsave() -> bool {
+    cpuid(1, 0).ecx & (1 << 26) != 0
+}
+
+/// Sets CR4.OSXSAVE so that XSETBV works in the hypervisor (which loads each
+/// guest's XCR0 into the CPU). Does nothing without XSAVE.
+pub fn enable_xsave() {
+    if has_xsave() {
+        // SAFETY: OSXSAVE only enables XGETBV/XSETBV/XSAVE; the CPU supports it.
+        unsafe { x86_64::registers::control::Cr4::write_raw(x86_64::registers::control::Cr4::read_raw() | (1 << 18)) };
+    }
+}
+
+/// Loads XCR0 (SDM Vol. 1, 13.3). The caller validated `value` against CPUID
+/// leaf 0xD; the hypervisor itself keeps no x87/SSE/AVX state.
+pub fn xsetbv(value: u64) {
+    if has_xsave() {
+        // SAFETY: CR4.OSXSAVE is set (enable_xsave) and the value is valid.
+        unsafe {
+            core::arch::asm!("xsetbv", in("ecx") 0u32, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nostack));
+        }
+    }
+}
+
 /// Executes CPUID.
 #[inline]
 pub fn cpuid(leaf: u32, subleaf: u32) -> core::arch::x86_64::CpuidResult {

@@ -57,6 +57,8 @@ pub enum VmExit {
         /// For #PF the faulting linear address, for #DB the debug details.
         qualification: u64,
     },
+    /// XSETBV (exits unconditionally).
+    Xsetbv,
     /// An external interrupt arrived while the guest ran (the host owns them).
     ExternalInterrupt,
     /// The guest triple-faulted: it is in shutdown state.
@@ -199,6 +201,7 @@ impl Vcpu {
         Ok(match reason {
             ExitReason::Cpuid => VmExit::Cpuid,
             ExitReason::Hlt => VmExit::Hlt,
+            ExitReason::Xsetbv => VmExit::Xsetbv,
             ExitReason::Vmcall => VmExit::Vmcall,
             ExitReason::Rdmsr => VmExit::Rdmsr,
             ExitReason::Wrmsr => VmExit::Wrmsr,
@@ -308,6 +311,7 @@ fn may_interrupt_event_delivery(reason: ExitReason) -> bool {
             | ExitReason::Rdmsr
             | ExitReason::Wrmsr
             | ExitReason::Wbinvd
+            | ExitReason::Xsetbv
     )
 }
 

@@ -9,3 +9,4 @@ pub mod msr;
 pub mod other;
 pub mod timer;
 pub mod vmcall;
+pub mod xsetbv;
