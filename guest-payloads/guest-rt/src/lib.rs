@@ -27,6 +27,13 @@
 //! - **Hypercalls.** [`hypercall`]: the raw `VMCALL` and typed helpers
 //!   (`null`, `print`, `exit`, `info`, `yield`), plus the ABI's types.
 //! - **Ending.** [`exit`] (port 0xF4) and [`halt`].
+//! - **Faults.** [`idt`]: a GDT and an IDT for vectors 0–31 (`idt::install`)
+//!   and `idt::expect_fault`, which runs a closure and returns the exception
+//!   it raised, if any, instead of crashing. Optional: a payload that never
+//!   calls `idt::install` runs with the hypervisor's empty tables, where any
+//!   exception ends in a triple fault.
+//! - **Checks.** [`checks::Checks`]: a tally printing one `ok:`/`FAIL:` line
+//!   per check and a final `checks: N passed, M failed` line.
 //! - **Panics.** This crate defines the `#[panic_handler]`: a panic prints
 //!   `panic: <message>` on COM1 and exits with status [`PANIC_STATUS`]
 //!   (255). A program has exactly one panic handler, so a payload must not
@@ -43,7 +50,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod checks;
 pub mod hypercall;
+pub mod idt;
 pub mod port;
 pub mod uart;
 

@@ -971,6 +971,169 @@ pub const fn pushes_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21)
 }
 
+// ---------------------------------------------------------------------------
+// INS/OUTS: instruction information
+// ---------------------------------------------------------------------------
+
+/// A segment register, numbered as in VM-exit instruction-information fields
+/// (and in the ModR/M sreg encoding): 0 = ES, 1 = CS, 2 = SS, 3 = DS, 4 = FS,
+/// 5 = GS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentRegister {
+    /// ES (0).
+    Es,
+    /// CS (1).
+    Cs,
+    /// SS (2).
+    Ss,
+    /// DS (3).
+    Ds,
+    /// FS (4).
+    Fs,
+    /// GS (5).
+    Gs,
+}
+
+impl SegmentRegister {
+    /// Every segment register, in number order.
+    pub const ALL: [SegmentRegister; 6] = [Self::Es, Self::Cs, Self::Ss, Self::Ds, Self::Fs, Self::Gs];
+
+    /// Decodes a 3-bit segment-register number; `None` for 6 and 7 (and above).
+    pub const fn from_number(number: u32) -> Option<Self> {
+        Some(match number {
+            0 => Self::Es,
+            1 => Self::Cs,
+            2 => Self::Ss,
+            3 => Self::Ds,
+            4 => Self::Fs,
+            5 => Self::Gs,
+            _ => return None,
+        })
+    }
+
+    /// The 3-bit number.
+    pub const fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The register's name, lowercase like [`gpr_name`]: "es" ... "gs".
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Es => "es",
+            Self::Cs => "cs",
+            Self::Ss => "ss",
+            Self::Ds => "ds",
+            Self::Fs => "fs",
+            Self::Gs => "gs",
+        }
+    }
+}
+
+impl fmt::Display for SegmentRegister {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The VM-exit instruction-information field (VMCS 0x440E) of an exit due to
+/// INS or OUTS (SDM Vol. 3C, 28.2.5 "Information for VM Exits Due to
+/// Instruction Execution", Table "Format of the VM-Exit
+/// Instruction-Information Field as Used for INS and OUTS"):
+///
+/// | bits | meaning |
+/// |---|---|
+/// | 6:0 | undefined |
+/// | 9:7 | address size: 0 = 16-bit, 1 = 32-bit, 2 = 64-bit |
+/// | 14:10 | undefined |
+/// | 17:15 | segment register (OUTS only; undefined for INS) |
+/// | 31:18 | undefined |
+///
+/// The processor stores this for INS/OUTS only if IA32_VMX_BASIC bit 54 is 1
+/// ([`crate::caps`]); otherwise the hypervisor must decode the instruction.
+/// INS always writes to ES:(E/R)DI, which no prefix overrides, so its segment
+/// field is undefined; OUTS reads from DS:(E/R)SI or the override's segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StringIoInfo(pub u32);
+
+impl StringIoInfo {
+    /// Bits 9:7: the address size in bytes (2, 4 or 8), which decides whether
+    /// SI/ESI/RSI (DI/EDI/RDI) and CX/ECX/RCX are used; `None` for the unused
+    /// encodings 3-7.
+    pub const fn address_size_bytes(self) -> Option<u8> {
+        match (self.0 >> 7) & 0b111 {
+            0 => Some(2),
+            1 => Some(4),
+            2 => Some(8),
+            _ => None,
+        }
+    }
+
+    /// Bits 17:15: the segment register of the memory operand; meaningful
+    /// for OUTS only (INS uses ES). `None` for the unused encodings 6 and 7.
+    pub const fn segment(self) -> Option<SegmentRegister> {
+        SegmentRegister::from_number((self.0 >> 15) & 0b111)
+    }
+}
+
+impl fmt::Display for StringIoInfo {
+    /// Prints e.g. `ds segment, 32-bit addresses` (`?` for an unused encoding).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.segment() {
+            Some(segment) => write!(f, "{segment} segment, ")?,
+            None => f.write_str("? segment, ")?,
+        }
+        match self.address_size_bytes() {
+            Some(bytes) => write!(f, "{}-bit addresses", bytes as u32 * 8),
+            None => f.write_str("?-bit addresses"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod string_io_tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn address_sizes() {
+        assert_eq!(StringIoInfo(0).address_size_bytes(), Some(2));
+        assert_eq!(StringIoInfo(1 << 7).address_size_bytes(), Some(4));
+        assert_eq!(StringIoInfo(2 << 7).address_size_bytes(), Some(8));
+        for unused in 3..8 {
+            assert_eq!(StringIoInfo(unused << 7).address_size_bytes(), None, "{unused}");
+        }
+        // The undefined bits around the field do not leak into it.
+        assert_eq!(StringIoInfo(!(0b111 << 7) | (1 << 7)).address_size_bytes(), Some(4));
+    }
+
+    #[test]
+    fn segments() {
+        for (number, segment) in SegmentRegister::ALL.into_iter().enumerate() {
+            assert_eq!(segment.number() as usize, number);
+            assert_eq!(SegmentRegister::from_number(number as u32), Some(segment));
+            assert_eq!(StringIoInfo((number as u32) << 15).segment(), Some(segment));
+        }
+        assert_eq!(StringIoInfo(6 << 15).segment(), None);
+        assert_eq!(StringIoInfo(7 << 15).segment(), None);
+        assert_eq!(SegmentRegister::from_number(8), None);
+        let names: std::vec::Vec<&str> = SegmentRegister::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["es", "cs", "ss", "ds", "fs", "gs"]);
+        // Undefined bits 31:18 and 14:10 are ignored.
+        assert_eq!(StringIoInfo(0xFFFC_7C00 | (4 << 15)).segment(), Some(SegmentRegister::Fs));
+    }
+
+    #[test]
+    fn outs_with_override() {
+        // REP OUTSB with a GS override in 64-bit code: address size 2, segment 5.
+        let info = StringIoInfo((5 << 15) | (2 << 7));
+        assert_eq!(info.segment(), Some(SegmentRegister::Gs));
+        assert_eq!(info.address_size_bytes(), Some(8));
+        assert_eq!(info.to_string(), "gs segment, 64-bit addresses");
+        assert_eq!(StringIoInfo((3 << 15) | (1 << 7)).to_string(), "ds segment, 32-bit addresses");
+        assert_eq!(StringIoInfo((7 << 15) | (3 << 7)).to_string(), "? segment, ?-bit addresses");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,7 @@ pub mod ept;
 pub mod exit;
 pub mod guest_memory;
 pub mod guest_paging;
+pub mod guest_walk;
 pub mod instruction_error;
 pub mod msr;
 pub mod start_state;

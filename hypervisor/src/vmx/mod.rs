@@ -61,6 +61,14 @@ pub fn xsetbv(value: u64) {
     }
 }
 
+/// Writes CR2. The VMCS does not hold the guest's CR2: the value in the CPU
+/// is the guest's (the hypervisor never page-faults), so setting it here sets
+/// it for the guest, e.g. before injecting a #PF.
+pub fn write_cr2(value: u64) {
+    // SAFETY: CR2 only reports page-fault addresses; nothing in the host reads it.
+    unsafe { core::arch::asm!("mov cr2, {}", in(reg) value, options(nostack, nomem)) };
+}
+
 /// Executes CPUID.
 #[inline]
 pub fn cpuid(leaf: u32, subleaf: u32) -> core::arch::x86_64::CpuidResult {

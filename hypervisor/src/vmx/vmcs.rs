@@ -40,83 +40,80 @@ impl fmt::Display for VmxError {
 /// Turns the flags after a VMX instruction into a result (SDM Vol. 3C, 31.2
 /// "Conventions": CF=1 is VMfailInvalid, ZF=1 is VMfailValid with the error
 /// number in the current VMCS's VM-instruction error field).
-#[inline(always)]
 fn check(instruction: &'static str, field: Option<VmcsField>, carry: u8, zero: u8) -> Result<(), VmxError> {
-    if carry | zero != 0 {
-        return Err(failure(instruction, field, carry));
+    if carry != 0 {
+        return Err(VmxError { instruction, field, failure: VmxInstructionFailure::FailInvalid });
+    }
+    if zero != 0 {
+        return Err(failure(instruction, field));
     }
     Ok(())
 }
 
-/// Builds the error of a failed VMX instruction (kept out of line: the hot
-/// path only tests the flags).
+/// Builds the error of a failed VMREAD/VMWRITE (kept out of line: the hot
+/// path only tests the flags). The flags are gone by now, but the two cases
+/// can be told apart again: VMfailInvalid means there is no current VMCS, in
+/// which case reading the VM-instruction error field fails too.
 #[cold]
 #[inline(never)]
-fn failure(instruction: &'static str, field: Option<VmcsField>, carry: u8) -> VmxError {
-    let failure = if carry != 0 {
-        VmxInstructionFailure::FailInvalid
-    } else {
-        VmxInstructionFailure::FailValid(read_instruction_error_number())
+fn failure(instruction: &'static str, field: Option<VmcsField>) -> VmxError {
+    let failure = match read_instruction_error_number() {
+        Some(number) => VmxInstructionFailure::FailValid(number),
+        None => VmxInstructionFailure::FailInvalid,
     };
     VmxError { instruction, field, failure }
 }
 
-/// Reads the VM-instruction error field without going through [`check`] again.
-fn read_instruction_error_number() -> u32 {
+/// Reads the VM-instruction error field; `None` when there is no current VMCS.
+fn read_instruction_error_number() -> Option<u32> {
     let value: u64;
-    // SAFETY: VMREAD of a read-only field of the current VMCS; if it fails the
-    // value is meaningless but harmless.
+    let failed: u8;
+    // SAFETY: VMREAD of a read-only field of the current VMCS.
     unsafe {
-        asm!("vmread {value}, {field}", value = out(reg) value,
+        asm!("vmread {value}, {field}", "setbe {failed}", value = out(reg) value,
              field = in(reg) VmcsField::VmInstructionError.encoding() as u64,
-             options(nostack));
+             failed = out(reg_byte) failed, options(nostack));
     }
-    value as u32
+    (failed == 0).then_some(value as u32)
 }
 
 /// Reads a field of the current VMCS (SDM Vol. 3C, 31.3 "VMREAD").
 #[inline(always)]
 pub fn read(field: VmcsField) -> Result<u64, VmxError> {
     let value: u64;
-    let carry: u8;
-    let zero: u8;
-    // SAFETY: VMREAD only reads the current VMCS; failures are reported in the flags.
+    // SAFETY: VMREAD only reads the current VMCS. On failure CF or ZF is set
+    // (SDM Vol. 3C, 31.2 "Conventions"), and JBE ("CF=1 or ZF=1") leaves for
+    // the cold path: the common case costs two instructions.
     unsafe {
         asm!(
             "vmread {value}, {field}",
-            "setc {carry}",
-            "setz {zero}",
+            "jbe {failed}",
             value = out(reg) value,
             field = in(reg) field.encoding() as u64,
-            carry = out(reg_byte) carry,
-            zero = out(reg_byte) zero,
+            failed = label { return Err(failure("VMREAD", Some(field))) },
             options(nostack),
         );
     }
-    check("VMREAD", Some(field), carry, zero)?;
     Ok(value)
 }
 
 /// Writes a field of the current VMCS (SDM Vol. 3C, 31.3 "VMWRITE").
 #[inline(always)]
 pub fn write(field: VmcsField, value: u64) -> Result<(), VmxError> {
-    let carry: u8;
-    let zero: u8;
     // SAFETY: VMWRITE only writes the current VMCS; the values that matter for
-    // memory safety (host state, EPT pointer) are set by their owners.
+    // memory safety (host state, EPT pointer) are set by their owners. Failure
+    // is reported in CF/ZF, as for VMREAD.
     unsafe {
         asm!(
             "vmwrite {field}, {value}",
-            "setc {carry}",
-            "setz {zero}",
+            "jbe {failed}",
             field = in(reg) field.encoding() as u64,
             value = in(reg) value,
-            carry = out(reg_byte) carry,
-            zero = out(reg_byte) zero,
+            failed = label { return Err(failure("VMWRITE", Some(field))) },
             options(nostack),
         );
     }
-    check("VMWRITE", Some(field), carry, zero)
+    Ok(())
 }
 
 /// Reads a field that the hypervisor knows is valid for this CPU; a failure

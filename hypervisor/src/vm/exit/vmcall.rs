@@ -7,11 +7,16 @@
 
 use hypervisor_core::hypercall::{check_range, Hypercall, HypercallError, InfoKey, MAX_PRINT_LEN};
 
+use hypervisor_core::vmcs_field::VmcsField;
+
 use crate::vm::guest::{Flow, Guest};
 use crate::vm::stats::Action;
 use crate::vm::Host;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
+
+/// CS access rights bit 13 (L): the guest runs 64-bit code.
+const CS_LONG_MODE: u64 = 1 << 13;
 
 /// Failed hypercalls reported in full per guest; later ones are only counted.
 const REPORTED_FAILURES: u64 = 16;
@@ -19,8 +24,12 @@ const REPORTED_FAILURES: u64 = 16;
 /// Dispatches one hypercall.
 #[inline(always)]
 pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
-    let number = guest.vcpu.registers.rax;
-    let arguments = [guest.vcpu.registers.rdi, guest.vcpu.registers.rsi, guest.vcpu.registers.rdx];
+    // Outside 64-bit mode only the low 32 bits of a register are defined
+    // (SDM Vol. 1, 3.4.1.1): a 16- or 32-bit guest passes EAX, EDI, ESI, EDX.
+    let width = if guest.vcpu.read(VmcsField::GuestCsAccessRights)? & CS_LONG_MODE != 0 { u64::MAX } else { 0xFFFF_FFFF };
+    let number = guest.vcpu.registers.rax & width;
+    let arguments =
+        [guest.vcpu.registers.rdi & width, guest.vcpu.registers.rsi & width, guest.vcpu.registers.rdx & width];
     let result = match Hypercall::from_number(number) {
         None => Err(HypercallError::UnknownCall),
         Some(Hypercall::Null) => Ok(0),
