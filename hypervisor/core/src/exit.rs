@@ -37,6 +37,7 @@ macro_rules! exit_reasons {
 
             /// Decodes a basic exit reason; `None` for numbers Appendix C
             /// does not define (35, 38, 42, 71, and above 79).
+            #[inline]
             pub const fn from_basic(number: u16) -> Option<Self> {
                 match number {
                     $( $number => Some(ExitReason::$variant), )*
