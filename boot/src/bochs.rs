@@ -44,7 +44,7 @@ pub struct BochsConfig {
     pub serial: String,
     /// Bochs' log file (relative to the run directory).
     pub log: String,
-    /// Guest RAM in MiB.
+    /// The machine's memory in MiB (`--machine-memory`).
     pub megs: u32,
     /// Emulated instructions per second: the rate of the emulated clock and TSC.
     pub ips: u64,
@@ -58,7 +58,7 @@ impl Default for BochsConfig {
             image: crate::DISK_IMAGE_FILE.to_string(),
             serial: crate::SERIAL_FILE.to_string(),
             log: LOG_FILE.to_string(),
-            megs: 256,
+            megs: crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB,
             ips: 20_000_000,
             cpu_model: "corei7_icelake_u".to_string(),
         }
@@ -112,12 +112,12 @@ pub const SDL_VIDEO_DRIVER: (&str, &str) = ("SDL_VIDEODRIVER", "dummy");
 /// first instruction: `c` continues, `quit` ends Bochs once the simulation stops.
 pub const DEBUGGER_COMMANDS: &str = "c\nquit\n";
 
-/// Writes the configuration into `run_dir` and returns the command that starts
-/// Bochs there (stdio not yet set). The disk image must already be at
-/// `run_dir/`[`crate::DISK_IMAGE_FILE`].
-pub fn prepare(run_dir: &Path) -> Result<Command, RunError> {
+/// Writes the configuration `config` into `run_dir` and returns the command
+/// that starts Bochs there (stdio not yet set). The disk image must already be
+/// at `run_dir/`[`crate::DISK_IMAGE_FILE`].
+pub fn prepare(run_dir: &Path, config: &BochsConfig) -> Result<Command, RunError> {
     let rc_path = run_dir.join(RC_FILE);
-    std::fs::write(&rc_path, bochsrc(&BochsConfig::default()))
+    std::fs::write(&rc_path, bochsrc(config))
         .map_err(|e| RunError::io("write the Bochs configuration", &rc_path, e))?;
     let commands_path = run_dir.join(COMMANDS_FILE);
     std::fs::write(&commands_path, DEBUGGER_COMMANDS)
@@ -185,6 +185,12 @@ mod tests {
             .filter_map(|line| line.strip_prefix(key).and_then(|rest| rest.strip_prefix(':')))
             .map(str::trim)
             .collect()
+    }
+
+    #[test]
+    fn the_machine_memory_is_megs() {
+        let rc = bochsrc(&BochsConfig { megs: 1024, ..BochsConfig::default() });
+        assert_eq!(setting(&rc, "megs"), ["1024"]);
     }
 
     #[test]

@@ -8,34 +8,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use hypervisor_core::blob::{encoded_len, write_blob, BlobGuest, BlobSettings};
-use hypervisor_core::config::GuestConfig;
 
-use crate::error::RunError;
-use crate::options::{GuestSpec, LogLevel};
-
-/// A guest whose image has been read from disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadedGuest {
-    /// Its configuration.
-    pub config: GuestConfig,
-    /// Its image bytes.
-    pub image: Vec<u8>,
-}
-
-/// Reads every guest's image.
-pub fn load_guests(specs: &[GuestSpec]) -> Result<Vec<LoadedGuest>, RunError> {
-    specs
-        .iter()
-        .map(|spec| {
-            let image = std::fs::read(&spec.image).map_err(|source| RunError::MissingInput {
-                what: format!("the image of guest `{}`", spec.config.name),
-                path: spec.image.clone(),
-                source,
-            })?;
-            Ok(LoadedGuest { config: spec.config, image })
-        })
-        .collect()
-}
+pub use crate::guest_images::LoadedGuest;
+use crate::options::LogLevel;
 
 /// Why the boot blob could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,13 +56,18 @@ pub fn blob_path(run_dir: &std::path::Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk_image::Firmware;
+    use crate::guest_images::load_guests;
+    use crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB;
+    use crate::options::GuestSpec;
     use hypervisor_core::blob::BootBlob;
 
     #[test]
     fn the_built_in_guests_round_trip_through_the_kernels_parser() {
         let specs: Vec<GuestSpec> =
             crate::payloads::BUILT_IN.iter().map(|payload| payload.spec().expect("a valid name")).collect();
-        let guests = load_guests(&specs).expect("the built-in guest images exist");
+        let guests = load_guests(&specs, DEFAULT_MACHINE_MEMORY_MIB, Firmware::Bios)
+            .expect("the built-in guest images exist and pass the checks");
         let blob = build_boot_blob(&guests, LogLevel::Debug).expect("the built-in guests encode");
         let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
         assert_eq!(parsed.settings().log_level, LogLevel::Debug.as_u8());
@@ -98,7 +78,8 @@ mod tests {
             assert_eq!(decoded.image, guest.image.as_slice());
         }
         let names: Vec<&str> = guests.iter().map(|guest| guest.config.name.as_str()).collect();
-        assert_eq!(names, ["hello64", "triple_fault", "escape_ram"]);
+        let built_in: Vec<&str> = crate::payloads::BUILT_IN.iter().map(|payload| payload.name).collect();
+        assert_eq!(names, built_in);
     }
 
     #[test]

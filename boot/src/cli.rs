@@ -1,20 +1,43 @@
 //! The command line: `cargo run -- [OPTIONS]`.
 //!
-//! Parsing is a pure function of the arguments ([`parse_args`]), so it is
-//! tested without a process. Options take their value either as the next
-//! argument (`--timeout 60`) or after `=` (`--timeout=60`).
+//! Parsing is a pure function of the arguments ([`parse_args`]; it reads the
+//! files `--config` names), so it is tested without a process. Options take
+//! their value either as the next argument (`--timeout 60`) or after `=`
+//! (`--timeout=60`).
 //!
-//! Guests: each guest option adds one [`GuestSpec`] to the run's list, in
-//! command-line order, through [`add_guest`] (the checks every front end
-//! shares). `--guest NAME` adds a built-in payload ([`crate::payloads`]).
+//! # Guests
+//!
+//! Three options add guests to the run, in command-line order, and may be
+//! repeated and mixed:
+//!
+//! - `--guest NAME` adds a built-in payload ([`crate::payloads`]);
+//! - `--guest-file PATH` adds an image file; it needs `--mode`;
+//! - `--config FILE` adds the guests of a configuration file
+//!   ([`crate::config_file`]).
+//!
+//! The *guest settings* `--mode`, `--name`, `--ram` and `--expect` apply to
+//! the guest added by the closest `--guest` or `--guest-file` before them
+//! (other options may come in between), each at most once per guest; guests
+//! of a configuration file take their settings from the file. A guest is
+//! complete when the next guest option or the end of the command line comes;
+//! then it joins the list through [`add_guest`] (unique names, at most 16
+//! guests). A file's guest is named after the file's stem, made a valid name
+//! ([`name_from_path`]), unless `--name` names it.
+//!
 //! Without any guest option the run boots [`GuestSpec::defaults`].
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hypervisor_core::config::{ExpectedOutcome, GuestConfig, GuestName, NameError, StartMode, MAX_NAME_LEN};
+
+use crate::config_file::{self, ConfigFileError, EntryProblem};
+use crate::machine_memory::{MAX_MACHINE_MEMORY_MIB, MIN_MACHINE_MEMORY_MIB};
 use crate::options::{add_guest, EmulatorChoice, GuestListError, GuestSpec, LogLevel, RunOptions};
-use crate::payloads;
+use crate::payloads::{self, BuiltInPayload};
+use crate::size::parse_size;
 
 /// The text `--help` prints.
 pub const USAGE: &str = "\
@@ -22,11 +45,37 @@ Boots the hypervisor with its guests in an emulator and reports its verdict.
 
 Usage: cargo run -- [OPTIONS]
 
-Options:
-  --guest <NAME>         run this built-in guest: hello64, triple_fault or
-                           escape_ram; repeat it to run several, one after
-                           another in the order given [default: hello64]
+Guests (repeatable and combinable; they run one after another, in the order
+given; without any of these: every built-in guest, see --list-guests):
+  --guest <NAME>         a built-in guest: hello64, hypercall, protected32,
+                           realmode16, cpuid_msr, memtest, escape_ram or
+                           triple_fault
+  --guest-file <PATH>    an image file of your own; needs --mode
+  --config <FILE>        the guests of a TOML file (see guests.example.toml)
   --list-guests          list the built-in guests and what they do, then exit
+
+Settings of the guest added by the closest --guest or --guest-file before them:
+  --mode <MODE>          how it starts (required for --guest-file):
+                           real: 16-bit, a flat image loaded and started at
+                             0x7C00; it must end below 0xA0000
+                           protected: 32-bit, paging off, a flat image loaded
+                             and started at 0x100000
+                           long: 64-bit, a static x86-64 ELF executable
+                           (an ELF given for real or protected mode is
+                           flattened: linked at that address, entry first)
+  --name <NAME>          its name, the prefix of its output lines: 1-32
+                           printable ASCII bytes, no spaces or brackets
+                           [default: the built-in's name; for a file its stem,
+                           other characters made `_`, `-2`, `-3`... if taken]
+  --ram <SIZE>           its RAM: bytes or a number with K, M or G; rounded up
+                           to 2 MiB [default: 2M]
+  --expect <OUTCOME>     how it must end: exit:N (N decimal or 0x hex) or crash
+                           [default: the built-in's; exit:0 for a file]
+
+Machine and run:
+  --machine-memory <MIB> the emulated machine's memory, 64 to 2048 [default:
+                           256]; the guests' RAM, summed, may be at most this
+                           less 30 MiB (BIOS) or 50 MiB (UEFI)
   --emulator <EMULATOR>  auto (default): QEMU with KVM when the host CPU has VT-x
                            and KVM allows nested virtualization, Bochs otherwise
                          bochs: Bochs, which emulates VT-x on any host (slow)
@@ -39,8 +88,11 @@ Options:
                            debug (also shows the bootloader's serial log)
   -h, --help             print this help
 
-Exit status: 0 if the hypervisor printed `hypervisor: verdict PASS`, 1 if it
-failed, timed out or could not be started, 2 for a usage error.
+Exit status: 0 if the hypervisor printed `hypervisor: verdict PASS` (every
+guest ended as expected); 1 if it failed, timed out or the emulator could not
+be started; 2 if the runner refused its input before booting anything: a usage
+error, a bad configuration file, a guest image that cannot run in its mode, or
+guests needing more memory than the machine has.
 Each run's files (emulator configuration, logs, and the disk image when the
 run failed) are kept in target/runs/<run>/; the newest 30 runs are kept.";
 
@@ -73,12 +125,33 @@ pub enum UsageError {
         /// What is accepted.
         expected: &'static str,
     },
+    /// `--name` with a name the kernel cannot use.
+    BadName {
+        /// What was given.
+        value: String,
+        /// Why it is refused.
+        error: NameError,
+    },
     /// An argument that is not an option.
     UnexpectedArgument(String),
     /// An argument that is not valid UTF-8.
     NotUnicode(OsString),
     /// `--guest` names no built-in payload.
     UnknownGuest(String),
+    /// A guest setting (`--mode`, `--name`, `--ram`, `--expect`) with no
+    /// `--guest` or `--guest-file` before it to apply to.
+    SettingWithoutGuest(&'static str),
+    /// A guest setting given twice for the same guest.
+    RepeatedSetting {
+        /// The option.
+        option: &'static str,
+        /// The option that added the guest, e.g. `--guest-file boot.bin`.
+        guest: String,
+    },
+    /// `--guest-file` without `--mode`.
+    MissingMode(PathBuf),
+    /// A configuration file that cannot be used.
+    Config(ConfigFileError),
     /// A guest cannot join the run's guest list.
     Guests(GuestListError),
 }
@@ -92,6 +165,7 @@ impl fmt::Display for UsageError {
             UsageError::InvalidValue { option, value, expected } => {
                 write!(f, "invalid value `{value}` for `{option}`: expected {expected}")
             }
+            UsageError::BadName { value, error } => write!(f, "invalid value `{value}` for `--name`: {error}"),
             UsageError::UnexpectedArgument(argument) => write!(f, "unexpected argument `{argument}`"),
             UsageError::NotUnicode(argument) => write!(f, "argument {argument:?} is not valid UTF-8"),
             UsageError::UnknownGuest(name) => write!(
@@ -99,6 +173,18 @@ impl fmt::Display for UsageError {
                 "unknown guest `{name}` for `--guest`: the built-in guests are {} (see --list-guests)",
                 payloads::names_for_message()
             ),
+            UsageError::SettingWithoutGuest(option) => write!(
+                f,
+                "`{option}` sets the guest of the closest --guest or --guest-file before it, and there is none \
+                 (guests of --config take their settings from the file)"
+            ),
+            UsageError::RepeatedSetting { option, guest } => write!(f, "`{option}` given twice for `{guest}`"),
+            UsageError::MissingMode(path) => write!(
+                f,
+                "`--guest-file {}` needs `--mode real|protected|long`: an image does not say how it starts",
+                path.display()
+            ),
+            UsageError::Config(error) => write!(f, "{error}"),
             UsageError::Guests(error) => write!(f, "{error}"),
         }
     }
@@ -106,11 +192,115 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A guest named by `--guest` or `--guest-file`, waiting for its settings.
+struct PendingGuest {
+    /// The option that added it, for messages: `--guest hello64`.
+    origin: String,
+    /// The built-in payload, or `None` for a file.
+    built_in: Option<&'static BuiltInPayload>,
+    /// Its image.
+    image: PathBuf,
+    mode: Option<StartMode>,
+    name: Option<GuestName>,
+    ram: Option<u64>,
+    expected: Option<ExpectedOutcome>,
+}
+
+impl PendingGuest {
+    fn new(origin: String, built_in: Option<&'static BuiltInPayload>, image: PathBuf) -> Self {
+        PendingGuest { origin, built_in, image, mode: None, name: None, ram: None, expected: None }
+    }
+
+    /// Stores one setting, refusing a second of the same kind.
+    fn set<T>(origin: &str, slot: &mut Option<T>, option: &'static str, value: T) -> Result<(), UsageError> {
+        if slot.is_some() {
+            return Err(UsageError::RepeatedSetting { option, guest: origin.to_string() });
+        }
+        *slot = Some(value);
+        Ok(())
+    }
+
+    /// The complete guest, added to `guests`.
+    fn finish(self, guests: &mut Vec<GuestSpec>) -> Result<(), UsageError> {
+        let mut config = match self.built_in {
+            Some(payload) => {
+                // Built-in names are valid (payloads' unit tests); an invalid one reads as unknown.
+                let name = match self.name {
+                    Some(name) => name,
+                    None => GuestName::new(payload.name).map_err(|_| UsageError::UnknownGuest(payload.name.into()))?,
+                };
+                payload.default_config(name)
+            }
+            None => {
+                let mode = self.mode.ok_or_else(|| UsageError::MissingMode(self.image.clone()))?;
+                let name = self.name.unwrap_or_else(|| name_from_path(&self.image, guests));
+                let mut config = GuestConfig::new(name);
+                config.start_mode = mode;
+                config
+            }
+        };
+        if let Some(mode) = self.mode {
+            config.start_mode = mode;
+        }
+        if let Some(bytes) = self.ram {
+            config.set_ram_bytes(bytes);
+        }
+        if let Some(expected) = self.expected {
+            config.expected = expected;
+        }
+        add_guest(guests, GuestSpec { config, image: self.image }).map_err(UsageError::Guests)
+    }
+}
+
+/// The name of a guest whose image is at `path`, when none is given: the
+/// file's stem with every character a name cannot have made `_`, cut to 32 bytes
+/// (`guest` if nothing is left); if a guest of `taken` has it already, `-2`,
+/// `-3`, ... is added.
+pub fn name_from_path(path: &Path, taken: &[GuestSpec]) -> GuestName {
+    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut base: String =
+        stem.chars().map(|c| if c.is_ascii() && GuestName::is_allowed(c as u8) { c } else { '_' }).collect();
+    base.truncate(MAX_NAME_LEN);
+    if base.is_empty() {
+        base = "guest".to_string();
+    }
+    let is_taken = |name: &GuestName| taken.iter().any(|guest| guest.config.name == *name);
+    // Candidates are all distinct, valid names (allowed bytes, 1 to 32 of them),
+    // and `taken` is finite: the loop ends.
+    let mut number: u64 = 1;
+    loop {
+        let candidate = if number == 1 {
+            base.clone()
+        } else {
+            let suffix = format!("-{number}");
+            let mut cut = base.clone();
+            cut.truncate(MAX_NAME_LEN.saturating_sub(suffix.len()));
+            cut + &suffix
+        };
+        if let Ok(name) = GuestName::new(&candidate) {
+            if !is_taken(&name) {
+                return name;
+            }
+        }
+        number += 1;
+    }
+}
+
+/// The guest a setting (`option`) applies to: the pending one.
+fn pending_guest<'a>(
+    pending: &'a mut Option<PendingGuest>,
+    option: &'static str,
+) -> Result<&'a mut PendingGuest, UsageError> {
+    pending.as_mut().ok_or(UsageError::SettingWithoutGuest(option))
+}
+
 /// Parses the arguments after the program name.
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
     let mut options = RunOptions { stream: true, ..RunOptions::default() };
     // The guests the command line names, in order; empty means the defaults.
     let mut guests: Vec<GuestSpec> = Vec::new();
+    // The guest of the last --guest or --guest-file, until the next guest option.
+    let mut pending: Option<PendingGuest> = None;
     let mut list_guests = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -145,13 +335,88 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             "--guest" => {
                 let text = value("--guest")?;
                 let payload = payloads::find(&text).ok_or_else(|| UsageError::UnknownGuest(text.clone()))?;
-                // Built-in names are valid (payloads' unit tests); an invalid one reads as unknown.
-                let spec = payload.spec().map_err(|_| UsageError::UnknownGuest(text))?;
-                add_guest(&mut guests, spec).map_err(UsageError::Guests)?;
+                if let Some(previous) = pending.take() {
+                    previous.finish(&mut guests)?;
+                }
+                let origin = format!("--guest {text}");
+                pending = Some(PendingGuest::new(origin, Some(payload), payload.image_path().to_path_buf()));
+            }
+            "--guest-file" => {
+                let path = PathBuf::from(value("--guest-file")?);
+                if let Some(previous) = pending.take() {
+                    previous.finish(&mut guests)?;
+                }
+                pending = Some(PendingGuest::new(format!("--guest-file {}", path.display()), None, path));
+            }
+            "--config" => {
+                let path = PathBuf::from(value("--config")?);
+                if let Some(previous) = pending.take() {
+                    previous.finish(&mut guests)?;
+                }
+                for entry in config_file::read_config(&path).map_err(UsageError::Config)? {
+                    let name = entry.spec.config.name;
+                    add_guest(&mut guests, entry.spec).map_err(|error| {
+                        UsageError::Config(ConfigFileError::Guest {
+                            path: path.clone(),
+                            line: entry.line,
+                            name,
+                            problem: EntryProblem::List(error),
+                        })
+                    })?;
+                }
+            }
+            "--mode" => {
+                let text = value("--mode")?;
+                let mode = text.parse::<StartMode>().map_err(|_| UsageError::InvalidValue {
+                    option: "--mode",
+                    value: text,
+                    expected: "real, protected or long",
+                })?;
+                let guest = pending_guest(&mut pending, "--mode")?;
+                PendingGuest::set(&guest.origin, &mut guest.mode, "--mode", mode)?;
+            }
+            "--name" => {
+                let text = value("--name")?;
+                let guest_name =
+                    GuestName::new(&text).map_err(|error| UsageError::BadName { value: text.clone(), error })?;
+                let guest = pending_guest(&mut pending, "--name")?;
+                PendingGuest::set(&guest.origin, &mut guest.name, "--name", guest_name)?;
+            }
+            "--ram" => {
+                let text = value("--ram")?;
+                let bytes = parse_size(&text).map_err(|_| UsageError::InvalidValue {
+                    option: "--ram",
+                    value: text,
+                    expected: "a size: a number of bytes, or a number with K, M or G (e.g. 4M), at least 1",
+                })?;
+                let guest = pending_guest(&mut pending, "--ram")?;
+                PendingGuest::set(&guest.origin, &mut guest.ram, "--ram", bytes)?;
+            }
+            "--expect" => {
+                let text = value("--expect")?;
+                let expected = text.parse::<ExpectedOutcome>().map_err(|_| UsageError::InvalidValue {
+                    option: "--expect",
+                    value: text,
+                    expected: "exit:N (N decimal or 0x hex, below 2^32) or crash",
+                })?;
+                let guest = pending_guest(&mut pending, "--expect")?;
+                PendingGuest::set(&guest.origin, &mut guest.expected, "--expect", expected)?;
             }
             "--list-guests" => {
                 flag("--list-guests")?;
                 list_guests = true;
+            }
+            "--machine-memory" => {
+                let text = value("--machine-memory")?;
+                options.machine_memory_mib = text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|mib| (MIN_MACHINE_MEMORY_MIB..=MAX_MACHINE_MEMORY_MIB).contains(mib))
+                    .ok_or(UsageError::InvalidValue {
+                        option: "--machine-memory",
+                        value: text,
+                        expected: "a whole number of MiB from 64 to 2048",
+                    })?;
             }
             "--emulator" => {
                 let text = value("--emulator")?;
@@ -185,6 +450,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             _ => return Err(UsageError::UnknownOption(name.to_string())),
         }
     }
+    if let Some(last) = pending.take() {
+        last.finish(&mut guests)?;
+    }
     if list_guests {
         return Ok(Command::ListGuests);
     }
@@ -197,7 +465,6 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hypervisor_core::config::ExpectedOutcome;
 
     fn parse(args: &[&str]) -> Result<Command, UsageError> {
         parse_args(args.iter().map(OsString::from))
@@ -262,10 +529,11 @@ mod tests {
     }
 
     #[test]
-    fn without_guest_options_the_run_boots_hello64() {
+    fn without_guest_options_the_run_boots_every_built_in() {
         let options = run_options(&["--timeout", "9"]);
-        assert_eq!(guest_names(&options), ["hello64"]);
+        assert_eq!(guest_names(&options), payloads::default_guest_names());
         assert_eq!(options.guests, GuestSpec::defaults());
+        assert_eq!(options.machine_memory_mib, 256);
     }
 
     #[test]
@@ -303,8 +571,205 @@ mod tests {
         let message = UsageError::UnknownGuest("hello".into()).to_string();
         assert_eq!(
             message,
-            "unknown guest `hello` for `--guest`: the built-in guests are `hello64`, `triple_fault` or `escape_ram` (see --list-guests)"
+            format!(
+                "unknown guest `hello` for `--guest`: the built-in guests are {} (see --list-guests)",
+                payloads::names_for_message()
+            )
         );
+        assert!(message.contains("`hello64`, "), "{message}");
+    }
+
+    /// A scratch directory for one test.
+    fn temp_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("boot-cli-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        dir
+    }
+
+    #[test]
+    fn guest_files_with_their_settings() {
+        let options = run_options(&[
+            "--guest-file",
+            "images/boot sector.bin",
+            "--timeout",
+            "9",
+            "--mode",
+            "real",
+            "--ram=4M",
+            "--expect",
+            "exit:7",
+            "--guest-file",
+            "/x/kernel.elf",
+            "--mode=long",
+            "--name",
+            "mine",
+        ]);
+        assert_eq!(guest_names(&options), ["boot_sector", "mine"]);
+        let boot = &options.guests[0];
+        assert_eq!(boot.image, Path::new("images/boot sector.bin"));
+        assert_eq!(boot.config.start_mode, StartMode::Real);
+        assert_eq!(boot.config.ram_bytes, 4 << 20);
+        assert_eq!(boot.config.expected, ExpectedOutcome::Exit(7));
+        let kernel = &options.guests[1];
+        assert_eq!(kernel.image, Path::new("/x/kernel.elf"));
+        assert_eq!(kernel.config.start_mode, StartMode::Long);
+        assert_eq!(kernel.config.ram_bytes, 2 << 20);
+        assert_eq!(kernel.config.expected, ExpectedOutcome::Exit(0));
+        assert_eq!(options.timeout, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn settings_apply_to_built_ins_too() {
+        let options =
+            run_options(&["--guest", "hello64", "--ram", "3M", "--name", "big", "--expect", "crash", "--mode", "real"]);
+        let guest = &options.guests[0];
+        assert_eq!(guest.config.name.as_str(), "big");
+        assert_eq!(guest.config.ram_bytes, 4 << 20);
+        assert_eq!(guest.config.expected, ExpectedOutcome::Crash);
+        assert_eq!(guest.config.start_mode, StartMode::Real);
+        assert_eq!(guest.image, payloads::find("hello64").expect("built in").image_path());
+        // The same payload twice, under two names.
+        let options = run_options(&["--guest", "hello64", "--guest", "hello64", "--name", "hello64-b"]);
+        assert_eq!(guest_names(&options), ["hello64", "hello64-b"]);
+    }
+
+    #[test]
+    fn guest_file_names_come_from_the_file_and_are_made_unique() {
+        let options = run_options(&[
+            "--guest-file", "a/boot.bin", "--mode", "real",
+            "--guest-file", "b/boot.bin", "--mode", "real",
+            "--guest-file", "boot", "--mode", "real",
+            "--guest-file", "héllo [1].img", "--mode", "protected",
+            "--guest-file", "/", "--mode", "protected",
+        ]);
+        assert_eq!(guest_names(&options), ["boot", "boot-2", "boot-3", "h_llo__1_", "guest"]);
+    }
+
+    #[test]
+    fn default_names_are_cut_to_32_bytes_with_room_for_the_suffix() {
+        let long = format!("{}.bin", "x".repeat(40));
+        let options = run_options(&["--guest-file", &long, "--mode", "real", "--guest-file", &long, "--mode", "real"]);
+        assert_eq!(guest_names(&options), ["x".repeat(32), format!("{}-2", "x".repeat(30))]);
+    }
+
+    #[test]
+    fn guest_setting_errors() {
+        assert_eq!(parse(&["--guest-file", "a.bin"]), Err(UsageError::MissingMode(PathBuf::from("a.bin"))));
+        assert_eq!(
+            parse(&["--guest-file", "a.bin", "--guest", "hello64"]),
+            Err(UsageError::MissingMode(PathBuf::from("a.bin")))
+        );
+        assert_eq!(parse(&["--mode", "real"]), Err(UsageError::SettingWithoutGuest("--mode")));
+        assert_eq!(parse(&["--ram", "4M", "--guest", "hello64"]), Err(UsageError::SettingWithoutGuest("--ram")));
+        assert_eq!(
+            parse(&["--guest", "hello64", "--expect", "crash", "--expect", "exit:0"]),
+            Err(UsageError::RepeatedSetting { option: "--expect", guest: "--guest hello64".into() })
+        );
+        assert!(matches!(parse(&["--guest", "hello64", "--mode", "virtual"]), Err(UsageError::InvalidValue { option: "--mode", .. })));
+        assert!(matches!(parse(&["--guest", "hello64", "--ram", "2MB"]), Err(UsageError::InvalidValue { option: "--ram", .. })));
+        assert!(matches!(parse(&["--guest", "hello64", "--ram", "0"]), Err(UsageError::InvalidValue { option: "--ram", .. })));
+        assert!(matches!(parse(&["--guest", "hello64", "--expect", "exit"]), Err(UsageError::InvalidValue { option: "--expect", .. })));
+        assert!(matches!(
+            parse(&["--guest", "hello64", "--name", "a b"]),
+            Err(UsageError::BadName { error: NameError::BadByte { index: 1, byte: b' ' }, .. })
+        ));
+        assert!(matches!(
+            parse(&["--guest", "hello64", "--guest-file", "x", "--mode", "long", "--name", "hello64"]),
+            Err(UsageError::Guests(GuestListError::DuplicateName(_)))
+        ));
+        let message = UsageError::SettingWithoutGuest("--ram").to_string();
+        assert!(message.starts_with("`--ram` sets the guest of the closest --guest or --guest-file before it"));
+        let message = UsageError::MissingMode(PathBuf::from("a.bin")).to_string();
+        assert_eq!(message, "`--guest-file a.bin` needs `--mode real|protected|long`: an image does not say how it starts");
+    }
+
+    #[test]
+    fn more_than_sixteen_guests_are_refused() {
+        let mut args = Vec::new();
+        for i in 0..17 {
+            args.extend(["--guest-file".to_string(), format!("g{i}.bin"), "--mode".into(), "real".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(parse(&args), Err(UsageError::Guests(GuestListError::TooMany { max: 16 })));
+        assert!(matches!(parse(&args[..64]), Ok(Command::Run(options)) if options.guests.len() == 16));
+    }
+
+    #[test]
+    fn machine_memory() {
+        assert_eq!(run_options(&["--machine-memory", "512"]).machine_memory_mib, 512);
+        assert_eq!(run_options(&["--machine-memory=64"]).machine_memory_mib, 64);
+        assert_eq!(run_options(&["--machine-memory=2048"]).machine_memory_mib, 2048);
+        for bad in ["63", "2049", "0", "-1", "256M", ""] {
+            assert!(
+                matches!(parse(&["--machine-memory", bad]), Err(UsageError::InvalidValue { option: "--machine-memory", .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_files_mix_with_other_guest_options_in_order() {
+        let dir = temp_dir("config");
+        let config = dir.join("guests.toml");
+        std::fs::write(
+            &config,
+            "[[guest]]\nname = \"one\"\nbuiltin = \"escape_ram\"\n\n[[guest]]\nname = \"two\"\nfile = \"two.bin\"\nmode = \"real\"\n",
+        )
+        .expect("write the configuration");
+        let config_arg = config.to_string_lossy().into_owned();
+        let options = run_options(&[
+            "--guest", "hello64", "--ram", "4M",
+            "--config", &config_arg,
+            "--guest-file", "three.bin", "--mode", "protected",
+        ]);
+        assert_eq!(guest_names(&options), ["hello64", "one", "two", "three"]);
+        assert_eq!(options.guests[0].config.ram_bytes, 4 << 20);
+        assert_eq!(options.guests[2].image, dir.join("two.bin"));
+
+        // Settings after --config have no guest to apply to.
+        assert_eq!(
+            parse(&["--guest", "hello64", "--config", &config_arg, "--ram", "4M"]),
+            Err(UsageError::SettingWithoutGuest("--ram"))
+        );
+        // A clash with a guest of the file names the file's line.
+        let error = parse(&["--guest", "hello64", "--name", "two", "--config", &config_arg]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{}:6: guest `two`: guest `two` is given twice: each guest of a run needs a name of its own \
+                 (it prefixes the guest's console lines)",
+                config.display()
+            )
+        );
+        // A bad file.
+        std::fs::write(&config, "[[guest]]\nname = \"x\"\nbuiltin = \"hello64\"\ncolour = \"blue\"\n").expect("write");
+        let error = parse(&["--config", &config_arg]).unwrap_err();
+        assert!(matches!(error, UsageError::Config(ConfigFileError::Parse { position: Some((4, 1)), .. })), "{error:?}");
+        assert!(error.to_string().contains("unknown field `colour`"), "{error}");
+        assert!(matches!(parse(&["--config", "/nonexistent.toml"]), Err(UsageError::Config(ConfigFileError::Read { .. }))));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_example_configuration_is_accepted() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests.example.toml");
+        let options = run_options(&["--config", &example.to_string_lossy()]);
+        assert!(!options.guests.is_empty());
+    }
+
+    #[test]
+    fn the_help_states_the_memory_rule() {
+        use crate::disk_image::Firmware;
+        use crate::machine_memory::{guest_ram_budget, DEFAULT_MACHINE_MEMORY_MIB};
+        let default = DEFAULT_MACHINE_MEMORY_MIB;
+        assert!(USAGE.contains(&format!("[default:\n                           {default}]")), "{USAGE}");
+        for (firmware, name) in [(Firmware::Bios, "BIOS"), (Firmware::Uefi, "UEFI")] {
+            let kept = u64::from(default) - guest_ram_budget(default, firmware) / (1 << 20);
+            let text = format!("{kept}\n                           MiB ({name})");
+            let text_inline = format!("{kept} MiB ({name})");
+            assert!(USAGE.contains(&text) || USAGE.contains(&text_inline), "--help should say {text_inline}");
+        }
     }
 
     #[test]
@@ -320,7 +785,22 @@ mod tests {
         for payload in &payloads::BUILT_IN {
             assert!(USAGE.contains(payload.name), "--help does not name {}", payload.name);
         }
-        let options = ["--guest <NAME>", "--list-guests", "--emulator", "--uefi", "--timeout", "--log-level", "--help"];
+        let options = [
+            "--guest <NAME>",
+            "--guest-file <PATH>",
+            "--config <FILE>",
+            "--mode <MODE>",
+            "--name <NAME>",
+            "--ram <SIZE>",
+            "--expect <OUTCOME>",
+            "--machine-memory <MIB>",
+            "--list-guests",
+            "--emulator",
+            "--uefi",
+            "--timeout",
+            "--log-level",
+            "--help",
+        ];
         for option in options {
             assert!(USAGE.contains(option), "--help does not describe {option}");
         }

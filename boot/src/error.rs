@@ -4,12 +4,18 @@
 //! [`crate::RunOutcome`] whose verdict is not `Pass`. A `RunError` means the
 //! runner could not get as far as watching the emulator (bad option
 //! combination, missing emulator, image creation failed, ...).
+//!
+//! One kind is a *refusal* ([`RunError::is_refusal`]): the guests cannot run
+//! as given (bad image, not enough memory, ...). The runner finds it before it
+//! starts anything, and the command line reports it with exit status 2, like
+//! a usage error.
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 use crate::boot_blob::BootBlobError;
+use crate::guest_images::GuestCheckError;
 use crate::prerequisites::MissingPrerequisites;
 
 /// Why a run could not start or could not be watched.
@@ -27,7 +33,9 @@ pub enum RunError {
     },
     /// The emulator or its firmware is not installed.
     MissingPrerequisites(MissingPrerequisites),
-    /// The kernel or a guest image could not be read.
+    /// The guests cannot run as given: found before anything started.
+    Guests(GuestCheckError),
+    /// The kernel could not be read.
     MissingInput {
         /// What the file is ("the hypervisor kernel").
         what: String,
@@ -70,6 +78,12 @@ impl RunError {
     pub(crate) fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: io::Error) -> Self {
         RunError::Io { action: action.into(), path: path.into(), source }
     }
+
+    /// Whether the runner refused its input (the guests) rather than failed to
+    /// run it: nothing was started, and the command line exits with status 2.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, RunError::Guests(_))
+    }
 }
 
 impl fmt::Display for RunError {
@@ -85,6 +99,7 @@ impl fmt::Display for RunError {
                 write!(f, "QEMU with KVM cannot run the hypervisor here: {reason}; use --emulator bochs")
             }
             RunError::MissingPrerequisites(missing) => write!(f, "{missing}"),
+            RunError::Guests(error) => write!(f, "{error}"),
             RunError::MissingInput { what, path, source } => {
                 write!(f, "cannot read {what} at {}: {source}", path.display())
             }
@@ -105,6 +120,7 @@ impl std::error::Error for RunError {
             | RunError::Io { source, .. }
             | RunError::Emulator { source, .. } => Some(source),
             RunError::BootBlob(error) => Some(error),
+            RunError::Guests(error) => Some(error),
             _ => None,
         }
     }
@@ -113,6 +129,12 @@ impl std::error::Error for RunError {
 impl From<MissingPrerequisites> for RunError {
     fn from(missing: MissingPrerequisites) -> Self {
         RunError::MissingPrerequisites(missing)
+    }
+}
+
+impl From<GuestCheckError> for RunError {
+    fn from(error: GuestCheckError) -> Self {
+        RunError::Guests(error)
     }
 }
 

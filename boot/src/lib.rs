@@ -2,6 +2,9 @@
 //!
 //! One run goes like this ([`run`]):
 //!
+//! 0. **Check the guests** ([`guest_images`]): read every image and refuse
+//!    what cannot run (bad image, not enough machine memory, ...) before
+//!    anything starts.
 //! 1. **Choose the emulator** ([`emulator`]): QEMU with KVM if the host can
 //!    give a guest VT-x, Bochs otherwise (it emulates VT-x itself).
 //! 2. **Check the emulator is installed** ([`prerequisites`]).
@@ -16,23 +19,28 @@
 //!
 //! The guests come from [`RunOptions::guests`], filled by a front end: the
 //! command line (`src/main.rs`, arguments in [`cli`]) picks built-in payloads
-//! ([`payloads`]) by name; the integration tests in `tests/` call [`run`]
-//! directly.
+//! ([`payloads`]) by name, takes image files, and reads configuration files
+//! ([`config_file`]); the integration tests in `tests/` call [`run`] directly.
 
 #![warn(missing_docs)]
 
 pub mod bochs;
 pub mod boot_blob;
 pub mod cli;
+pub mod config_file;
 pub mod disk_image;
 pub mod emulator;
 pub mod error;
+pub mod flatten;
+pub mod guest_images;
+pub mod machine_memory;
 pub mod monitor;
 pub mod options;
 pub mod payloads;
 pub mod prerequisites;
 pub mod qemu;
 pub mod run_dir;
+pub mod size;
 pub mod terminal;
 pub mod verdict;
 
@@ -157,6 +165,8 @@ impl RunOutcome {
 /// With [`RunOptions::stream`], status lines go to stderr and the serial output
 /// to stdout while the emulator runs.
 pub fn run(options: &RunOptions) -> Result<RunOutcome, RunError> {
+    let firmware = if options.uefi { Firmware::Uefi } else { Firmware::Bios };
+    let guests = guest_images::load_guests(&options.guests, options.machine_memory_mib, firmware)?;
     let decision = emulator::resolve(options.emulator, options.uefi, KvmSupport::probe_host())?;
     if options.stream {
         eprintln!("runner: {decision}");
@@ -169,9 +179,8 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome, RunError> {
 
     let runs_root = options.runs_root.clone().unwrap_or_else(|| run_dir::default_runs_root(&options.kernel));
     let run_dir = run_dir::create_run_dir(&runs_root, machine.slug())?;
-    let firmware = if options.uefi { Firmware::Uefi } else { Firmware::Bios };
-    let image_path = write_disk_image(options, &run_dir, firmware)?;
-    let (command, files) = emulator_command(machine, firmware, &run_dir)?;
+    let image_path = write_disk_image(options, &guests, &run_dir, firmware)?;
+    let (command, files) = emulator_command(machine, firmware, &run_dir, options.machine_memory_mib)?;
 
     if options.stream {
         eprintln!(
@@ -203,9 +212,14 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome, RunError> {
     })
 }
 
-/// Steps 4 and 5: writes the boot blob and the disk image into `run_dir`;
-/// returns the image's path.
-fn write_disk_image(options: &RunOptions, run_dir: &Path, firmware: Firmware) -> Result<PathBuf, RunError> {
+/// Steps 4 and 5: writes the boot blob with `guests` and the disk image into
+/// `run_dir`; returns the image's path.
+fn write_disk_image(
+    options: &RunOptions,
+    guests: &[guest_images::LoadedGuest],
+    run_dir: &Path,
+    firmware: Firmware,
+) -> Result<PathBuf, RunError> {
     if !options.kernel.is_file() {
         return Err(RunError::MissingInput {
             what: "the hypervisor kernel".to_string(),
@@ -213,8 +227,7 @@ fn write_disk_image(options: &RunOptions, run_dir: &Path, firmware: Firmware) ->
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let guests = boot_blob::load_guests(&options.guests)?;
-    let blob = boot_blob::build_boot_blob(&guests, options.log_level)?;
+    let blob = boot_blob::build_boot_blob(guests, options.log_level)?;
     let blob_path = boot_blob::blob_path(run_dir);
     std::fs::write(&blob_path, &blob).map_err(|e| RunError::io("write the boot blob", &blob_path, e))?;
 
@@ -235,11 +248,17 @@ struct EmulatorFiles {
 }
 
 /// Step 6, first half: writes the emulator's configuration into `run_dir` and
-/// returns the command that starts it (stdio not yet set).
-fn emulator_command(machine: Machine, firmware: Firmware, run_dir: &Path) -> Result<(Command, EmulatorFiles), RunError> {
+/// returns the command that starts it (stdio not yet set). The machine gets
+/// `memory_mib` MiB of memory.
+fn emulator_command(
+    machine: Machine,
+    firmware: Firmware,
+    run_dir: &Path,
+    memory_mib: u32,
+) -> Result<(Command, EmulatorFiles), RunError> {
     Ok(match machine {
         Machine::Bochs => (
-            bochs::prepare(run_dir)?,
+            bochs::prepare(run_dir, &bochs::BochsConfig { megs: memory_mib, ..bochs::BochsConfig::default() })?,
             EmulatorFiles {
                 program: prerequisites::BOCHS_PROGRAM,
                 log: Some(bochs::LOG_FILE),
@@ -247,7 +266,7 @@ fn emulator_command(machine: Machine, firmware: Firmware, run_dir: &Path) -> Res
             },
         ),
         Machine::QemuTcg | Machine::QemuKvm => (
-            qemu::prepare(run_dir, &qemu::QemuConfig::new(machine, firmware))?,
+            qemu::prepare(run_dir, &qemu::QemuConfig { memory_mib, ..qemu::QemuConfig::new(machine, firmware) })?,
             EmulatorFiles { program: prerequisites::QEMU_PROGRAM, log: None, console: qemu::CONSOLE_FILE },
         ),
     })

@@ -2,7 +2,10 @@
 //!
 //! Everything happens in the `boot` library; this file only maps the command
 //! line to [`boot::run`] and the outcome to an exit status: 0 = the hypervisor
-//! printed its PASS verdict, 1 = anything else, 2 = usage error.
+//! printed its PASS verdict; 1 = it failed, timed out, or the emulator could
+//! not be started; 2 = the runner refused its input before booting anything
+//! (a usage error, a bad configuration file, a guest that cannot run: see
+//! [`RunError::is_refusal`]).
 
 use std::process::ExitCode;
 
@@ -12,7 +15,8 @@ use boot::{RunError, RunOptions};
 
 /// Exit status for a failed, timed-out or unstartable run.
 const EXIT_FAILURE: u8 = 1;
-/// Exit status for a command line that could not be parsed.
+/// Exit status for input the runner refuses: a command line or configuration
+/// file it cannot parse, or guests that cannot run.
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
@@ -25,6 +29,10 @@ fn main() -> ExitCode {
         Ok(Command::ListGuests) => {
             println!("{}", boot::payloads::listing());
             return ExitCode::SUCCESS;
+        }
+        Err(error @ cli::UsageError::Config(_)) => {
+            eprintln!("runner: error: {error}");
+            return ExitCode::from(EXIT_USAGE);
         }
         Err(error) => {
             eprintln!("runner: error: {error}\n\n{}", cli::USAGE);
@@ -63,6 +71,10 @@ fn run_and_report(options: &RunOptions, may_offer_install: bool) -> ExitCode {
                     ExitCode::from(EXIT_FAILURE)
                 }
             }
+        }
+        Err(error) if error.is_refusal() => {
+            eprintln!("runner: error: {error}");
+            ExitCode::from(EXIT_USAGE)
         }
         Err(error) => {
             eprintln!("runner: error: {error}");

@@ -90,13 +90,15 @@ pub struct GuestSpec {
     /// Name, start mode, RAM size, expected outcome, ... The kernel prefixes
     /// the guest's console lines with `[name]`.
     pub config: GuestConfig,
-    /// The guest's image on the host (ELF or flat, see `config.image`).
+    /// The guest's image on the host: an ELF executable or a flat image. The
+    /// runner reads it before the run and sets `config.image` from what it
+    /// finds ([`crate::guest_images`]).
     pub image: PathBuf,
 }
 
 impl GuestSpec {
     /// The guests a run boots when it is given none:
-    /// [`crate::payloads::DEFAULT_GUESTS`] (`hello64`).
+    /// every built-in payload ([`crate::payloads::default_guest_names`]).
     pub fn defaults() -> Vec<GuestSpec> {
         crate::payloads::default_specs()
     }
@@ -161,8 +163,12 @@ pub struct RunOptions {
     pub stream: bool,
     /// The hypervisor kernel ELF. Defaults to the one built with the runner.
     pub kernel: PathBuf,
-    /// The guests to boot, in order. Defaults to [`GuestSpec::defaults`] (`hello64`).
+    /// The guests to boot, in order. Defaults to [`GuestSpec::defaults`] (every
+    /// built-in payload). Checked before anything boots ([`crate::guest_images`]).
     pub guests: Vec<GuestSpec>,
+    /// The emulated machine's memory in MiB (Bochs' `megs`, QEMU's `-m`); it
+    /// bounds the guests' RAM ([`crate::machine_memory`]).
+    pub machine_memory_mib: u32,
     /// Where per-run directories are created. `None`: `<cargo target dir>/runs`
     /// (see [`crate::run_dir::default_runs_root`]).
     pub runs_root: Option<PathBuf>,
@@ -183,6 +189,7 @@ impl Default for RunOptions {
             stream: false,
             kernel: PathBuf::from(env!("CARGO_BIN_FILE_HYPERVISOR_hypervisor")),
             guests: GuestSpec::defaults(),
+            machine_memory_mib: crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB,
             runs_root: None,
         }
     }

@@ -10,6 +10,9 @@
 //!
 //! To add a payload: add its crate to the workspace and as an artifact
 //! dependency in `boot/Cargo.toml`, then add an entry to [`BUILT_IN`].
+//!
+//! Payloads for real and protected mode are ELF files too; the runner
+//! flattens them before the run ([`crate::flatten`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -34,8 +37,11 @@ pub struct BuiltInPayload {
     pub expected: ExpectedOutcome,
 }
 
-/// Every built-in payload, in the order `--list-guests` shows them.
-pub const BUILT_IN: [BuiltInPayload; 3] = [
+/// Every built-in payload, in the order `--list-guests` shows them and a run
+/// without guest options boots them: the well-behaved guests first (64-bit,
+/// then the older modes, then the ones that probe the hypervisor's
+/// emulation), the ones that must be stopped last.
+pub const BUILT_IN: [BuiltInPayload; 8] = [
     BuiltInPayload {
         name: "hello64",
         description: "prints through its UART, checks every hypercall, measures the cost of a VM exit",
@@ -44,11 +50,39 @@ pub const BUILT_IN: [BuiltInPayload; 3] = [
         expected: ExpectedOutcome::Exit(0),
     },
     BuiltInPayload {
-        name: "triple_fault",
-        description: "triple-faults on purpose (ud2 with an empty IDT); the hypervisor must stop it",
-        image: env!("CARGO_BIN_FILE_TRIPLE_FAULT_triple_fault"),
+        name: "hypercall",
+        description: "checks every hypercall at the edges of its arguments; ends through the exit hypercall",
+        image: env!("CARGO_BIN_FILE_HYPERCALL_hypercall"),
         start_mode: StartMode::Long,
-        expected: ExpectedOutcome::Crash,
+        expected: ExpectedOutcome::Exit(0x42),
+    },
+    BuiltInPayload {
+        name: "protected32",
+        description: "starts in 32-bit protected mode with paging off, proves it, exits through port 0xF4",
+        image: env!("CARGO_BIN_FILE_PROTECTED32_protected32"),
+        start_mode: StartMode::Protected,
+        expected: ExpectedOutcome::Exit(0x32),
+    },
+    BuiltInPayload {
+        name: "realmode16",
+        description: "starts like a boot sector in real mode at 0x7C00, climbs to protected and long mode itself",
+        image: env!("CARGO_BIN_FILE_REALMODE16_realmode16"),
+        start_mode: StartMode::Real,
+        expected: ExpectedOutcome::Exit(0x16),
+    },
+    BuiltInPayload {
+        name: "cpuid_msr",
+        description: "checks what CPUID shows a guest and which MSRs it may read and write",
+        image: env!("CARGO_BIN_FILE_CPUID_MSR_cpuid_msr"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+    },
+    BuiltInPayload {
+        name: "memtest",
+        description: "writes a pattern over all of its free RAM and reads it back",
+        image: env!("CARGO_BIN_FILE_MEMTEST_memtest"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
     },
     BuiltInPayload {
         name: "escape_ram",
@@ -57,17 +91,27 @@ pub const BUILT_IN: [BuiltInPayload; 3] = [
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Crash,
     },
+    BuiltInPayload {
+        name: "triple_fault",
+        description: "triple-faults on purpose (ud2 with an empty IDT); the hypervisor must stop it",
+        image: env!("CARGO_BIN_FILE_TRIPLE_FAULT_triple_fault"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Crash,
+    },
 ];
 
-/// The guests a run boots when it is given none: just `hello64`.
-pub const DEFAULT_GUESTS: [&str; 1] = ["hello64"];
+/// The guests a run boots when it is given none: every built-in payload, in
+/// the order of [`BUILT_IN`].
+pub fn default_guest_names() -> Vec<&'static str> {
+    BUILT_IN.iter().map(|payload| payload.name).collect()
+}
 
 /// The built-in payload called `name`, if there is one.
 pub fn find(name: &str) -> Option<&'static BuiltInPayload> {
     BUILT_IN.iter().find(|payload| payload.name == name)
 }
 
-/// The built-in names, for messages: `hello64, triple_fault or escape_ram`.
+/// The built-in names, for messages: `` `hello64`, `hypercall`, ... or `triple_fault` ``.
 pub fn names_for_message() -> String {
     let names: Vec<String> = BUILT_IN.iter().map(|payload| format!("`{}`", payload.name)).collect();
     match names.split_last() {
@@ -81,17 +125,19 @@ pub fn names_for_message() -> String {
 /// name, expected outcome and description.
 pub fn listing() -> String {
     const NAME: &str = "NAME";
+    const MODE: &str = "MODE";
     const EXPECTED: &str = "EXPECTED";
     let width = BUILT_IN.iter().map(|payload| payload.name.len()).chain([NAME.len()]).max().unwrap_or(0);
     let mut text = format!(
-        "Built-in guests (pick with --guest NAME, repeatable; without it: {}):\n  {NAME:<width$}  {EXPECTED:<8}  WHAT IT DOES\n",
-        DEFAULT_GUESTS.join(", ")
+        "Built-in guests (pick with --guest NAME, repeatable; without any guest option, all of them in \
+         this order):\n  {NAME:<width$}  {MODE:<9}  {EXPECTED:<9}  WHAT IT DOES\n"
     );
     for payload in &BUILT_IN {
         let _ = writeln!(
             text,
-            "  {name:<width$}  {expected:<8}  {description}",
+            "  {name:<width$}  {mode:<9}  {expected:<9}  {description}",
             name = payload.name,
+            mode = payload.start_mode.name(),
             expected = payload.expected.to_string(),
             description = payload.description,
         );
@@ -113,11 +159,17 @@ impl BuiltInPayload {
     /// Fails only if [`Self::name`] is not a valid guest name, which the unit
     /// tests rule out for every entry of [`BUILT_IN`].
     pub fn config(&self) -> Result<GuestConfig, NameError> {
-        let mut config = GuestConfig::new(GuestName::new(self.name)?);
+        Ok(self.default_config(GuestName::new(self.name)?))
+    }
+
+    /// [`Self::config`] for a guest called `name` (a configuration file may
+    /// run a built-in payload under another name).
+    pub fn default_config(&self, name: GuestName) -> GuestConfig {
+        let mut config = GuestConfig::new(name);
         config.image = ImageKind::Elf64;
         config.start_mode = self.start_mode;
         config.expected = self.expected;
-        Ok(config)
+        config
     }
 
     /// The guest to put into the boot blob: [`Self::config`] and the image path.
@@ -126,9 +178,9 @@ impl BuiltInPayload {
     }
 }
 
-/// The guests of [`DEFAULT_GUESTS`].
+/// The guests a run boots when it is given none ([`default_guest_names`]).
 pub fn default_specs() -> Vec<GuestSpec> {
-    DEFAULT_GUESTS.iter().filter_map(|name| find(name)).filter_map(|payload| payload.spec().ok()).collect()
+    BUILT_IN.iter().filter_map(|payload| payload.spec().ok()).collect()
 }
 
 #[cfg(test)]
@@ -151,11 +203,16 @@ mod tests {
     }
 
     #[test]
-    fn expected_outcomes() {
-        let expected = |name: &str| find(name).map(|payload| payload.expected);
-        assert_eq!(expected("hello64"), Some(ExpectedOutcome::Exit(0)));
-        assert_eq!(expected("triple_fault"), Some(ExpectedOutcome::Crash));
-        assert_eq!(expected("escape_ram"), Some(ExpectedOutcome::Crash));
+    fn expected_outcomes_and_modes() {
+        let expected = |name: &str| find(name).map(|payload| (payload.start_mode, payload.expected));
+        assert_eq!(expected("hello64"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
+        assert_eq!(expected("hypercall"), Some((StartMode::Long, ExpectedOutcome::Exit(0x42))));
+        assert_eq!(expected("protected32"), Some((StartMode::Protected, ExpectedOutcome::Exit(0x32))));
+        assert_eq!(expected("realmode16"), Some((StartMode::Real, ExpectedOutcome::Exit(0x16))));
+        assert_eq!(expected("cpuid_msr"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
+        assert_eq!(expected("memtest"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
+        assert_eq!(expected("escape_ram"), Some((StartMode::Long, ExpectedOutcome::Crash)));
+        assert_eq!(expected("triple_fault"), Some((StartMode::Long, ExpectedOutcome::Crash)));
         assert_eq!(find("hello64").and_then(|p| p.config().ok()).map(|c| c.expected), Some(ExpectedOutcome::Exit(0)));
         assert_eq!(find("escape_ram").and_then(|p| p.config().ok()).map(|c| c.expected), Some(ExpectedOutcome::Crash));
     }
@@ -169,9 +226,18 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_hello64_alone() {
+    fn the_default_is_every_built_in_in_order() {
         let names: Vec<_> = default_specs().iter().map(|spec| spec.config.name.as_str().to_string()).collect();
-        assert_eq!(names, ["hello64"]);
+        assert_eq!(names, default_guest_names());
+        assert_eq!(
+            names,
+            ["hello64", "hypercall", "protected32", "realmode16", "cpuid_msr", "memtest", "escape_ram", "triple_fault"]
+        );
+        assert_eq!(names.len(), BUILT_IN.len());
+        assert_eq!(names.first().map(String::as_str), Some("hello64"));
+        // The guests that must be stopped come last.
+        let first_crash = BUILT_IN.iter().position(|p| p.expected == ExpectedOutcome::Crash).unwrap_or(BUILT_IN.len());
+        assert!(BUILT_IN[first_crash..].iter().all(|p| p.expected == ExpectedOutcome::Crash));
     }
 
     #[test]
@@ -182,9 +248,10 @@ mod tests {
             let line = listing.lines().find(|line| line.split_whitespace().next() == Some(payload.name));
             let line = line.unwrap_or_else(|| panic!("no line for {}:\n{listing}", payload.name));
             let words: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(words.get(1).copied(), Some(payload.expected.to_string().as_str()), "{line}");
+            assert_eq!(words.get(1).copied(), Some(payload.start_mode.name()), "{line}");
+            assert_eq!(words.get(2).copied(), Some(payload.expected.to_string().as_str()), "{line}");
             assert!(line.ends_with(payload.description), "{line}");
         }
-        assert_eq!(names_for_message(), "`hello64`, `triple_fault` or `escape_ram`");
+        assert!(names_for_message().starts_with("`hello64`, "));
     }
 }

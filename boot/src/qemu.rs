@@ -40,20 +40,20 @@ pub struct QemuConfig {
     pub image: String,
     /// Where the serial port's output goes (relative to the run directory).
     pub serial: String,
-    /// Guest RAM in MiB.
+    /// The machine's memory in MiB (`-m`, from `--machine-memory`).
     pub memory_mib: u32,
 }
 
 impl QemuConfig {
     /// The configuration for `machine` and `firmware` with the run directory's
-    /// standard file names and 256 MiB of RAM.
+    /// standard file names and [`crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB`] of memory.
     pub fn new(machine: Machine, firmware: Firmware) -> Self {
         QemuConfig {
             machine,
             firmware,
             image: crate::DISK_IMAGE_FILE.to_string(),
             serial: crate::SERIAL_FILE.to_string(),
-            memory_mib: 256,
+            memory_mib: crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB,
         }
     }
 }
@@ -144,5 +144,12 @@ mod tests {
     fn kvm_passes_the_host_cpu() {
         let line = joined(&QemuConfig::new(Machine::QemuKvm, Firmware::Bios));
         assert!(line.ends_with("-enable-kvm -cpu host"), "{line}");
+    }
+
+    #[test]
+    fn the_machine_memory_is_passed_as_dash_m() {
+        let config = QemuConfig { memory_mib: 1024, ..QemuConfig::new(Machine::QemuTcg, Firmware::Bios) };
+        let line = joined(&config);
+        assert!(line.contains("-m 1024M"), "{line}");
     }
 }

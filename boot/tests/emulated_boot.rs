@@ -1,7 +1,8 @@
 //! Boots the hypervisor in the emulators and checks what it prints.
 //!
 //! - `bochs_boot`: Bochs emulates VT-x, so the hypervisor must bring VMX up,
-//!   report the capabilities and end with its PASS verdict.
+//!   report the capabilities and end with its PASS verdict (with `hello64`
+//!   alone; the default run of every built-in guest is `tests/guests.rs`'s).
 //! - `qemu_no_vtx_bios` / `qemu_no_vtx_uefi`: QEMU's TCG has no VT-x, so the
 //!   hypervisor must say so and fail, through either firmware.
 //! - `timeout_kills_the_emulator`: the runner's own timeout path.
@@ -41,7 +42,9 @@ const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn bochs_boot() {
-    let run = common::boot("Bochs BIOS boot", &common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT));
+    let mut options = common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT);
+    options.guests = common::built_in_guests(&["hello64"]);
+    let run = common::boot("Bochs BIOS boot", &options);
     run.assert_line_starting_with(BANNER_PREFIX, "banner");
     run.assert_hv_line_containing(MEMORY_REPORT, "memory report");
     run.assert_hv_field(VMCS_REVISION.0, VMCS_REVISION.1, "VMCS revision id in the capability report");

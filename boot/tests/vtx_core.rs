@@ -362,7 +362,7 @@ fn assert_exit_ring(run: &common::Booted, guest: &str, after: usize, last_reason
     let count = line[heading.len()..].split(' ').next().and_then(|n| n.parse::<usize>().ok());
     let Some(count) = count.filter(|&n| n > 0) else { run.fail(&format!("bad ring heading {line:?}")) };
 
-    // Entries: `[hv ERROR] guest:   #125    EPT violation    RIP 0x00000010007a  detail 0x200000  -> Stopped`.
+    // Entries: `[hv ERROR] guest:   #125    EPT violation    RIP 0x00000010007a  GPA 0x200000  -> Stopped`.
     let prefix = format!("[hv ERROR] {guest}:   #");
     let parse = |line: &str| -> Option<RingEntry> {
         let rest = line.strip_prefix(&prefix)?;
