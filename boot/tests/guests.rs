@@ -521,3 +521,51 @@ fn refused_inputs_exit_with_status_2() {
         );
     }
 }
+
+/// The restart policy: a guest that crashes is rebuilt from its image in fresh
+/// RAM up to `restarts` times; only the last crash counts.
+#[test]
+fn crashed_guests_are_restarted_by_their_policy() {
+    let dir = scratch_dir("restarts");
+    let config = write_file(
+        &dir,
+        "restarts.toml",
+        b"[[guest]]\nname = \"faulty\"\nbuiltin = \"triple_fault\"\nrestarts = 2\nexpect = \"crash\"\n",
+    );
+    let run = boot_with("Bochs boot of a guest restarted twice", &["--config", &config]);
+    let starts = run.lines().filter(|line| *line == "[faulty] about to triple-fault").count();
+    if starts != 3 {
+        run.fail(&format!("the guest should have started 3 times (1 run + 2 restarts), saw {starts}"));
+    }
+    run.assert_exact_line("[hv INFO ] faulty: crashed; restarting (1 of 2 restarts)");
+    run.assert_exact_line("[hv INFO ] faulty: crashed; restarting (2 of 2 restarts)");
+    assert_verdicts(&run, &[("faulty", "crash")]);
+    run.assert_passed();
+}
+
+/// The CPU-time budget: `cli; jmp $` never exits by itself, but the
+/// preemption timer takes the CPU back every time slice and the guest is
+/// stopped once its budget is used. "Over budget" matches no expectation, so
+/// the run fails — with that reason, not a hang.
+#[test]
+fn a_spinning_guest_is_stopped_at_its_budget() {
+    let dir = scratch_dir("budget");
+    // cli; jmp $ (FA EB FE), loaded at 0x7C00 in real mode.
+    write_file(&dir, "spin.bin", &[0xFA, 0xEB, 0xFE]);
+    let config = write_file(
+        &dir,
+        "budget.toml",
+        b"[[guest]]\nname = \"spinner\"\nfile = \"spin.bin\"\nmode = \"real\"\ntime_slice = 100000\nbudget = 2000000\n",
+    );
+    let run = boot_with("Bochs boot of a guest that spins past its budget", &["--config", &config]);
+    run.assert_line_starting_with(
+        "[hv WARN ] spinner: stopped: used its CPU-time budget of 2000000 ticks (at guest RIP 0x7c01)",
+        "budget report",
+    );
+    run.assert_exact_line("[hv INFO ] spinner: ended over budget: verdict FAIL (expected exit:0)");
+    let timer_line = run.assert_hv_line_containing("VMX-preemption timer expired", "preemption-timer exits");
+    if !timer_line.starts_with("[hv INFO ] spinner:") {
+        run.fail(&format!("the spinner's preemption-timer exits should be counted: {timer_line:?}"));
+    }
+    run.assert_failed();
+}

@@ -279,7 +279,22 @@ impl Guest {
             };
             let slot = self.stats.record(exit.basic_reason, exit.rip);
             let flow = self.handle(&exit, slot, host).unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
-            self.stats.add_ticks(exit.basic_reason, read_tsc() - exit.tsc);
+            let now = read_tsc();
+            self.stats.add_ticks(exit.basic_reason, now - exit.tsc);
+            // The CPU-time budget: checked at every exit; the preemption timer
+            // guarantees one at least every time slice, even from `cli; jmp $`.
+            if self.config.budget_ticks != 0 && now - self.first_entry_tsc >= self.config.budget_ticks {
+                if let Flow::Continue(_) = flow {
+                    self.flush_line();
+                    crate::warn!(
+                        "{}: stopped: used its CPU-time budget of {} ticks (at guest RIP {:#x})",
+                        self.name(),
+                        self.config.budget_ticks,
+                        exit.rip
+                    );
+                    return GuestEnd::OverBudget;
+                }
+            }
             match flow {
                 Flow::Continue(action) => self.stats.ring[slot].action = action,
                 Flow::Exit(status) => {

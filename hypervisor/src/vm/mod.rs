@@ -9,7 +9,7 @@ pub mod stats;
 
 use hypervisor_core::blob::BootBlob;
 use hypervisor_core::caps::VmxCapabilities;
-use hypervisor_core::config::{GuestEnd, Verdict};
+use hypervisor_core::config::{GuestConfig, GuestEnd, Verdict};
 use hypervisor_core::cpuid::CpuidPolicy;
 
 use crate::platform::console::{self, Level};
@@ -114,17 +114,41 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
             }
         };
         let config = guest_entry.config;
-        let name = config.name;
-        let mut guest = match Guest::create(index, config, guest_entry.image, &host, next_vpid) {
+        all_passed &= run_guest(index, config, guest_entry.image, &host, &mut next_vpid, kernel_entry_tsc);
+    }
+    vmx_operation.disable();
+    if all_passed {
+        Ok(())
+    } else {
+        Err("a guest did not end as expected")
+    }
+}
+
+/// Creates one guest and runs it to its end, restarting it after a crash as
+/// often as its restart policy allows (each run starts from a fresh copy of
+/// its image in freshly zeroed RAM; the guest learns the count from the `info`
+/// hypercall). Returns whether it ended as its config expected.
+fn run_guest(
+    index: usize,
+    config: GuestConfig,
+    image: &[u8],
+    host: &Host,
+    next_vpid: &mut u16,
+    kernel_entry_tsc: u64,
+) -> bool {
+    let name = config.name;
+    let mut restarts = 0;
+    loop {
+        let mut guest = match Guest::create(index, config, image, host, *next_vpid) {
             Ok(guest) => guest,
             Err(error) => {
                 crate::error!("{}: cannot create the guest: {}", name, error);
                 crate::info!("{}: verdict FAIL (expected {}, could not start)", name, config.expected);
-                all_passed = false;
-                continue;
+                return false;
             }
         };
-        next_vpid = next_vpid.wrapping_add(1).max(1);
+        *next_vpid = next_vpid.wrapping_add(1).max(1);
+        guest.restart_count = restarts;
         crate::info!(
             "{}: {} MiB RAM, entry {:#x} in {} mode, EPT {} tables, VPID {}",
             name,
@@ -135,10 +159,10 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
             guest.vpid
         );
         let started = vmx::read_tsc();
-        if index == 0 {
+        if index == 0 && restarts == 0 {
             crate::info!("kernel entry to first VM entry: {} ticks", started - kernel_entry_tsc);
         }
-        let end = guest.run(&host);
+        let end = guest.run(host);
         let ticks = vmx::read_tsc() - started;
         guest.stats.print_by_reason(name.as_str());
         crate::info!(
@@ -149,6 +173,13 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
             guest.failed_hypercalls,
             guest.overhead_bytes()
         );
+        // Tear down before a restart: RAM zeroed and returned, EPT tables and VMCS freed.
+        drop(guest);
+        if end == GuestEnd::Crashed && restarts < config.restart_limit {
+            restarts += 1;
+            crate::info!("{}: crashed; restarting ({} of {} restarts)", name, restarts, config.restart_limit);
+            continue;
+        }
         let verdict = Verdict::judge(config.expected, end);
         crate::info!(
             "{}: ended {}: verdict {} (expected {})",
@@ -157,13 +188,7 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
             verdict_word(verdict),
             config.expected
         );
-        all_passed &= verdict.passed();
-    }
-    vmx_operation.disable();
-    if all_passed {
-        Ok(())
-    } else {
-        Err("a guest did not end as expected")
+        return verdict.passed();
     }
 }
 
