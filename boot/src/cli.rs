@@ -48,8 +48,8 @@ Usage: cargo run -- [OPTIONS]
 Guests (repeatable and combinable; they run one after another, in the order
 given; without any of these: every built-in guest, see --list-guests):
   --guest <NAME>         a built-in guest: hello64, hypercall, protected32,
-                           realmode16, cpuid_msr, memtest, escape_ram or
-                           triple_fault
+                           realmode16, cpuid_msr, control_regs, memtest,
+                           escape_ram or triple_fault
   --guest-file <PATH>    an image file of your own; needs --mode
   --config <FILE>        the guests of a TOML file (see guests.example.toml)
   --list-guests          list the built-in guests and what they do, then exit

@@ -41,7 +41,7 @@ pub struct BuiltInPayload {
 /// without guest options boots them: the well-behaved guests first (64-bit,
 /// then the older modes, then the ones that probe the hypervisor's
 /// emulation), the ones that must be stopped last.
-pub const BUILT_IN: [BuiltInPayload; 8] = [
+pub const BUILT_IN: [BuiltInPayload; 9] = [
     BuiltInPayload {
         name: "hello64",
         description: "prints through its UART, checks every hypercall, measures the cost of a VM exit",
@@ -74,6 +74,13 @@ pub const BUILT_IN: [BuiltInPayload; 8] = [
         name: "cpuid_msr",
         description: "checks what CPUID shows a guest and which MSRs it may read and write",
         image: env!("CARGO_BIN_FILE_CPUID_MSR_cpuid_msr"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+    },
+    BuiltInPayload {
+        name: "control_regs",
+        description: "checks which CR0, CR4 and XCR0 writes a guest may make, and INVD, WBINVD and VMX instructions",
+        image: env!("CARGO_BIN_FILE_CONTROL_REGS_control_regs"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Exit(0),
     },
@@ -210,6 +217,7 @@ mod tests {
         assert_eq!(expected("protected32"), Some((StartMode::Protected, ExpectedOutcome::Exit(0x32))));
         assert_eq!(expected("realmode16"), Some((StartMode::Real, ExpectedOutcome::Exit(0x16))));
         assert_eq!(expected("cpuid_msr"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
+        assert_eq!(expected("control_regs"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
         assert_eq!(expected("memtest"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
         assert_eq!(expected("escape_ram"), Some((StartMode::Long, ExpectedOutcome::Crash)));
         assert_eq!(expected("triple_fault"), Some((StartMode::Long, ExpectedOutcome::Crash)));
@@ -231,7 +239,17 @@ mod tests {
         assert_eq!(names, default_guest_names());
         assert_eq!(
             names,
-            ["hello64", "hypercall", "protected32", "realmode16", "cpuid_msr", "memtest", "escape_ram", "triple_fault"]
+            [
+                "hello64",
+                "hypercall",
+                "protected32",
+                "realmode16",
+                "cpuid_msr",
+                "control_regs",
+                "memtest",
+                "escape_ram",
+                "triple_fault"
+            ]
         );
         assert_eq!(names.len(), BUILT_IN.len());
         assert_eq!(names.first().map(String::as_str), Some("hello64"));

@@ -13,8 +13,9 @@
 //!   runner flattens;
 //! - `example_configuration`: `--config guests.example.toml`;
 //! - one test per built-in payload added with the start modes (`hypercall`,
-//!   `protected32`, `realmode16`, `cpuid_msr`, `memtest`): exactly the lines
-//!   its README promises ("Expected output"), and its verdict;
+//!   `protected32`, `realmode16`, `cpuid_msr`, `memtest`, `control_regs`):
+//!   exactly the lines its README promises ("Expected output"), and its
+//!   verdict;
 //! - `the_default_run_boots_every_built_in`: no guest option at all.
 //!
 //! Refused inputs never boot (`refused_*`, fast): the runner must stop with a
@@ -568,4 +569,51 @@ fn a_spinning_guest_is_stopped_at_its_budget() {
         run.fail(&format!("the spinner's preemption-timer exits should be counted: {timer_line:?}"));
     }
     run.assert_failed();
+}
+
+// ---------------------------------------------------------------------------
+// control_regs
+
+/// guest-payloads/control_regs/README.md, "Expected output".
+const CONTROL_REGS_LINES: &[&str] = &[
+    "control_regs: MOV to CR0 and CR4, XSETBV, INVD/WBINVD and the VMX instructions",
+    "ok: mov from cr4: VMXE (bit 13) -> clear (the read shadow)",
+    "ok: mov cr4, cr4 | VMXE (bit 13) -> #GP(0)",
+    "ok: mov cr4, cr4 | reserved bit 15 -> #GP(0)",
+    "ok: mov cr4, cr4 | bit 32 -> #GP(0)",
+    "ok: mov from cr4 after the refused writes -> unchanged",
+    "ok: mov from cr0: NE (bit 5) -> set",
+    "ok: mov cr0, cr0 & !NE -> allowed, reads back NE=0",
+    "ok: mov cr0, cr0 | NE -> allowed, reads back NE=1",
+    "ok: mov cr0, cr0 | NW (bit 29), CD=0 -> #GP(0)",
+    "ok: mov cr0, (cr0 & !NE) | NW (bit 29), CD=0 -> #GP(0)",
+    "ok: mov cr0, cr0 | bit 32 -> #GP(0)",
+    "ok: mov cr0, (cr0 & !NE) | bit 32 -> #GP(0)",
+    "ok: mov from cr0 after the refused writes -> unchanged",
+    "ok: cpuid(1).ecx[26] XSAVE -> offered",
+    "ok: cpuid(1).ecx[27] OSXSAVE with CR4.OSXSAVE=0 -> clear",
+    "ok: mov cr4, cr4 | OSXSAVE (bit 18) -> allowed, reads back set",
+    "ok: cpuid(1).ecx[27] OSXSAVE with CR4.OSXSAVE=1 -> set",
+    "ok: cpuid(0xd).edx:eax supported XCR0 bits -> x87 and SSE advertised, bit 62 not",
+    "ok: xgetbv XCR0 before any xsetbv -> 0x1 (x87 only: the start value)",
+    "ok: xsetbv XCR0 = 0x1 (x87) -> allowed, xgetbv reads 0x1",
+    "ok: xsetbv XCR0 = 0x0 (x87 cleared) -> #GP(0)",
+    "ok: xsetbv XCR0 = 0x5 (AVX without SSE) -> #GP(0)",
+    "ok: xsetbv XCR0 = 0x4000000000000001 (bit 62, not advertised) -> #GP(0)",
+    "ok: xsetbv XCR1 = 0x1 (no such register) -> #GP(0)",
+    "ok: xgetbv XCR0 after the refused values -> 0x1 unchanged",
+    "ok: xsetbv XCR0 = 0x3 (x87 | SSE) -> allowed, xgetbv reads 0x3",
+    "ok: invd -> allowed, execution continues after it",
+    "ok: wbinvd -> allowed, execution continues after it",
+    "ok: vmxoff -> #UD",
+    "ok: vmclear [mem] -> #UD",
+    "ok: vmptrld [mem] -> #UD",
+    "checks: 31 passed, 0 failed",
+];
+
+#[test]
+fn control_regs_checks_cr0_cr4_xsetbv_and_vmx_instructions() {
+    let run = boot_built_in("control_regs");
+    assert_guest_lines(&run, "control_regs", CONTROL_REGS_LINES);
+    assert_verdicts(&run, &[("control_regs", "exit:0")]);
 }

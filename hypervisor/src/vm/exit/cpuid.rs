@@ -3,7 +3,8 @@
 //! through [`hypervisor_core::cpuid::filter_cpuid`]: only what the hypervisor
 //! really virtualizes, plus the hypervisor leaves.
 
-use hypervisor_core::cpuid::{filter_cpuid, CpuidResult};
+use hypervisor_core::cpuid::{filter_cpuid, reflect_guest_cr4, CpuidResult};
+use hypervisor_core::vmcs_field::VmcsField;
 
 use crate::vm::guest::{Flow, Guest};
 use crate::vm::stats::Action;
@@ -19,6 +20,11 @@ pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxEr
     let native = crate::vmx::cpuid(leaf, subleaf);
     let native = CpuidResult { eax: native.eax, ebx: native.ebx, ecx: native.ecx, edx: native.edx };
     let answer = filter_cpuid(leaf, subleaf, native, &host.cpuid_policy);
+    // OSXSAVE/OSPKE mirror the guest's own CR4, not the host's.
+    let answer = match leaf {
+        1 | 7 => reflect_guest_cr4(leaf, subleaf, answer, guest.vcpu.read(VmcsField::GuestCr4)?),
+        _ => answer,
+    };
     let registers = &mut guest.vcpu.registers;
     registers.rax = u64::from(answer.eax);
     registers.rbx = u64::from(answer.ebx);
