@@ -28,11 +28,10 @@ pub enum Action {
     Stopped,
 }
 
-/// One remembered exit.
+/// One remembered exit (its sequence number follows from its slot and the
+/// exit count, so it is not stored).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecentExit {
-    /// Sequence number of the exit within this guest's run (from 1).
-    pub sequence: u64,
     /// Basic exit reason.
     pub reason: u16,
     /// Guest RIP.
@@ -82,7 +81,7 @@ impl ExitStats {
             *count += 1;
         }
         let slot = (self.total_exits as usize) % RING_LEN;
-        self.ring[slot] = RecentExit { sequence: self.total_exits, reason, rip, detail: 0, action: Action::None };
+        self.ring[slot] = RecentExit { reason, rip, detail: 0, action: Action::None };
         slot
     }
 
@@ -140,7 +139,7 @@ impl ExitStats {
             crate::error!(
                 "{}:   #{:<6} {:<28} RIP {:#014x}  {}  -> {:?}",
                 name,
-                exit.sequence,
+                sequence,
                 ExitReason::from_basic(exit.reason).map_or("unknown", ExitReason::name),
                 exit.rip,
                 Detail(exit.reason, exit.detail),

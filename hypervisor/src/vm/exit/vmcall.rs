@@ -26,10 +26,17 @@ const REPORTED_FAILURES: u64 = 16;
 pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
     // Outside 64-bit mode only the low 32 bits of a register are defined
     // (SDM Vol. 1, 3.4.1.1): a 16- or 32-bit guest passes EAX, EDI, ESI, EDX.
-    let width = if guest.vcpu.read(VmcsField::GuestCsAccessRights)? & CS_LONG_MODE != 0 { u64::MAX } else { 0xFFFF_FFFF };
-    let number = guest.vcpu.registers.rax & width;
-    let arguments =
-        [guest.vcpu.registers.rdi & width, guest.vcpu.registers.rsi & width, guest.vcpu.registers.rdx & width];
+    // Only when an upper half is non-zero does the mode matter (one VMREAD).
+    let registers = &guest.vcpu.registers;
+    let upper_halves = (registers.rax | registers.rdi | registers.rsi | registers.rdx) >> 32;
+    let width = if upper_halves != 0 && guest.vcpu.read(VmcsField::GuestCsAccessRights)? & CS_LONG_MODE == 0 {
+        0xFFFF_FFFF
+    } else {
+        u64::MAX
+    };
+    let registers = &guest.vcpu.registers;
+    let number = registers.rax & width;
+    let arguments = [registers.rdi & width, registers.rsi & width, registers.rdx & width];
     let result = match Hypercall::from_number(number) {
         None => Err(HypercallError::UnknownCall),
         Some(Hypercall::Null) => Ok(0),
