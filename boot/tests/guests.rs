@@ -617,3 +617,68 @@ fn control_regs_checks_cr0_cr4_xsetbv_and_vmx_instructions() {
     assert_guest_lines(&run, "control_regs", CONTROL_REGS_LINES);
     assert_verdicts(&run, &[("control_regs", "exit:0")]);
 }
+
+/// String I/O: `rep outsb` of a message to the UART and `rep insb` of four
+/// bytes from an unemulated port (which reads all ones), in a hand-assembled
+/// real-mode image. The hypervisor emulates both element by element from the
+/// guest-linear address the CPU reports.
+///
+/// ```text
+/// 7C00  FC              cld
+///       BE lo hi        mov si, message
+///       B9 nn 00        mov cx, message length
+///       BA F8 03        mov dx, 0x3f8
+///       F3 6E           rep outsb
+///       BF lo hi        mov di, buffer
+///       B9 04 00        mov cx, 4
+///       BA 80 00        mov dx, 0x80
+///       F3 6C           rep insb
+///       66 A1 lo hi     mov eax, [buffer]
+///       66 83 F8 FF     cmp eax, -1
+///       75 04           jne fail
+///       B0 05           mov al, 5          ; all four bytes were 0xFF: status 5
+///       E6 F4           out 0xf4, al
+/// fail: B0 06           mov al, 6          ; otherwise status 6
+///       E6 F4           out 0xf4, al
+///       F4 EB FD        hlt; jmp $-1
+/// message, then a 4-byte buffer of zeros
+/// ```
+#[test]
+fn string_io_is_emulated_element_by_element() {
+    const LOAD: u16 = 0x7C00;
+    const MESSAGE: &[u8] = b"S: printed with rep outsb\n";
+    let mut code: Vec<u8> = Vec::new();
+    let code_len = 1 + 3 + 3 + 3 + 2 + 3 + 3 + 3 + 2 + 4 + 4 + 2 + 2 + 2 + 2 + 2 + 3;
+    let message = LOAD + code_len as u16;
+    let buffer = message + MESSAGE.len() as u16;
+    let [message_low, message_high] = message.to_le_bytes();
+    let [buffer_low, buffer_high] = buffer.to_le_bytes();
+    code.push(0xFC);
+    code.extend([0xBE, message_low, message_high]);
+    code.extend([0xB9, MESSAGE.len() as u8, 0x00]);
+    code.extend([0xBA, 0xF8, 0x03]);
+    code.extend([0xF3, 0x6E]);
+    code.extend([0xBF, buffer_low, buffer_high]);
+    code.extend([0xB9, 0x04, 0x00]);
+    code.extend([0xBA, 0x80, 0x00]);
+    code.extend([0xF3, 0x6C]);
+    code.extend([0x66, 0xA1, buffer_low, buffer_high]);
+    code.extend([0x66, 0x83, 0xF8, 0xFF]);
+    code.extend([0x75, 0x04]);
+    code.extend([0xB0, 0x05, 0xE6, 0xF4]);
+    code.extend([0xB0, 0x06, 0xE6, 0xF4]);
+    code.extend([0xF4, 0xEB, 0xFD]);
+    assert_eq!(code.len(), code_len, "the listing above and the bytes disagree");
+    code.extend_from_slice(MESSAGE);
+    code.extend([0, 0, 0, 0]);
+
+    let dir = scratch_dir("string-io");
+    let image = write_file(&dir, "strings.bin", &code);
+    let run = boot_with(
+        "Bochs boot of a real-mode image using rep outsb and rep insb",
+        &["--guest-file", &image, "--mode", "real", "--expect", "exit:5"],
+    );
+    assert_guest_lines(&run, "strings", &["S: printed with rep outsb"]);
+    assert_verdicts(&run, &[("strings", "exit:5")]);
+    run.assert_hv_line_containing("strings:   unemulated port 0x0080: 4 accesses", "the four INSB reads counted");
+}

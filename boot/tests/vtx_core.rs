@@ -36,6 +36,7 @@ const PASS_LINE: &str = boot::verdict::PASS_LINE;
 /// them but the `measure:` lines (guest-payloads/hello64/README.md).
 const HELLO64_LINES: &[&str] = &[
     "[hello64] hello from a 64-bit guest",
+    "[hello64] printed with rep outsb through the guest's page tables",
     "[hello64] ok: null -> 0",
     "[hello64] printed through the print hypercall",
     "[hello64] ok: print(message) -> 36",

@@ -46,9 +46,31 @@ const UNKNOWN_CALL: u64 = 0xdead;
 const PAST_RAM_END: u64 = EXPECTED_RAM_SIZE - 8;
 const PAST_RAM_END_LEN: u64 = 64;
 
+/// A line sent with one `rep outsb`: the hypervisor emulates the string
+/// instruction, translating each byte's address through our page tables.
+const STRING_IO_LINE: &[u8] = b"printed with rep outsb through the guest's page tables\n";
+
+/// Sends `bytes` to the UART's data port with `rep outsb` (RSI = bytes,
+/// RCX = count, DX = port), without polling the line status: the virtual
+/// UART's transmitter is always ready.
+fn print_with_rep_outsb(bytes: &[u8]) {
+    // SAFETY: reads `bytes.len()` bytes from `bytes`; port 0x3F8 is our UART.
+    unsafe {
+        core::arch::asm!(
+            "cld",
+            "rep outsb",
+            inout("rsi") bytes.as_ptr() => _,
+            inout("rcx") bytes.len() => _,
+            in("dx") 0x3F8u16,
+            options(nostack, readonly),
+        );
+    }
+}
+
 /// The program: greeting, hypercall checks, measurements, exit.
 fn main() -> ! {
     println!("hello from a 64-bit guest");
+    print_with_rep_outsb(STRING_IO_LINE);
 
     let mut checks = Checks::default();
     run_checks(&mut checks);
