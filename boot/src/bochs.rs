@@ -170,9 +170,7 @@ pub fn panics(log: &str) -> Vec<String> {
 
 /// The `VMENTER FAIL` lines of a Bochs log, trimmed of Bochs' timestamp prefix.
 pub fn vmenter_failures(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|line| line.find(VMENTER_FAIL_MARKER).map(|at| line[at..].trim_end().to_string()))
-        .collect()
+    log.lines().filter_map(|line| line.find(VMENTER_FAIL_MARKER).map(|at| line[at..].trim_end().to_string())).collect()
 }
 
 #[cfg(test)]

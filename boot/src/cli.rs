@@ -319,11 +319,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
         let mut value = |option: &'static str| -> Result<String, UsageError> {
             match inline_value.clone() {
                 Some(value) => Ok(value),
-                None => args
-                    .next()
-                    .ok_or(UsageError::MissingValue(option))?
-                    .into_string()
-                    .map_err(UsageError::NotUnicode),
+                None => {
+                    args.next().ok_or(UsageError::MissingValue(option))?.into_string().map_err(UsageError::NotUnicode)
+                }
             }
         };
         // A flag refuses a value after `=`.
@@ -521,7 +519,10 @@ mod tests {
         assert!(matches!(parse(&["--emulator", "vmware"]), Err(UsageError::InvalidValue { option: "--emulator", .. })));
         assert!(matches!(parse(&["--timeout", "0"]), Err(UsageError::InvalidValue { option: "--timeout", .. })));
         assert!(matches!(parse(&["--timeout", "-5"]), Err(UsageError::InvalidValue { option: "--timeout", .. })));
-        assert!(matches!(parse(&["--log-level", "trace"]), Err(UsageError::InvalidValue { option: "--log-level", .. })));
+        assert!(matches!(
+            parse(&["--log-level", "trace"]),
+            Err(UsageError::InvalidValue { option: "--log-level", .. })
+        ));
     }
 
     fn guest_names(options: &RunOptions) -> Vec<&str> {
@@ -637,11 +638,26 @@ mod tests {
     #[test]
     fn guest_file_names_come_from_the_file_and_are_made_unique() {
         let options = run_options(&[
-            "--guest-file", "a/boot.bin", "--mode", "real",
-            "--guest-file", "b/boot.bin", "--mode", "real",
-            "--guest-file", "boot", "--mode", "real",
-            "--guest-file", "héllo [1].img", "--mode", "protected",
-            "--guest-file", "/", "--mode", "protected",
+            "--guest-file",
+            "a/boot.bin",
+            "--mode",
+            "real",
+            "--guest-file",
+            "b/boot.bin",
+            "--mode",
+            "real",
+            "--guest-file",
+            "boot",
+            "--mode",
+            "real",
+            "--guest-file",
+            "héllo [1].img",
+            "--mode",
+            "protected",
+            "--guest-file",
+            "/",
+            "--mode",
+            "protected",
         ]);
         assert_eq!(guest_names(&options), ["boot", "boot-2", "boot-3", "h_llo__1_", "guest"]);
     }
@@ -666,10 +682,22 @@ mod tests {
             parse(&["--guest", "hello64", "--expect", "crash", "--expect", "exit:0"]),
             Err(UsageError::RepeatedSetting { option: "--expect", guest: "--guest hello64".into() })
         );
-        assert!(matches!(parse(&["--guest", "hello64", "--mode", "virtual"]), Err(UsageError::InvalidValue { option: "--mode", .. })));
-        assert!(matches!(parse(&["--guest", "hello64", "--ram", "2MB"]), Err(UsageError::InvalidValue { option: "--ram", .. })));
-        assert!(matches!(parse(&["--guest", "hello64", "--ram", "0"]), Err(UsageError::InvalidValue { option: "--ram", .. })));
-        assert!(matches!(parse(&["--guest", "hello64", "--expect", "exit"]), Err(UsageError::InvalidValue { option: "--expect", .. })));
+        assert!(matches!(
+            parse(&["--guest", "hello64", "--mode", "virtual"]),
+            Err(UsageError::InvalidValue { option: "--mode", .. })
+        ));
+        assert!(matches!(
+            parse(&["--guest", "hello64", "--ram", "2MB"]),
+            Err(UsageError::InvalidValue { option: "--ram", .. })
+        ));
+        assert!(matches!(
+            parse(&["--guest", "hello64", "--ram", "0"]),
+            Err(UsageError::InvalidValue { option: "--ram", .. })
+        ));
+        assert!(matches!(
+            parse(&["--guest", "hello64", "--expect", "exit"]),
+            Err(UsageError::InvalidValue { option: "--expect", .. })
+        ));
         assert!(matches!(
             parse(&["--guest", "hello64", "--name", "a b"]),
             Err(UsageError::BadName { error: NameError::BadByte { index: 1, byte: b' ' }, .. })
@@ -681,7 +709,10 @@ mod tests {
         let message = UsageError::SettingWithoutGuest("--ram").to_string();
         assert!(message.starts_with("`--ram` sets the guest of the closest --guest or --guest-file before it"));
         let message = UsageError::MissingMode(PathBuf::from("a.bin")).to_string();
-        assert_eq!(message, "`--guest-file a.bin` needs `--mode real|protected|long`: an image does not say how it starts");
+        assert_eq!(
+            message,
+            "`--guest-file a.bin` needs `--mode real|protected|long`: an image does not say how it starts"
+        );
     }
 
     #[test]
@@ -702,7 +733,10 @@ mod tests {
         assert_eq!(run_options(&["--machine-memory=2048"]).machine_memory_mib, 2048);
         for bad in ["63", "2049", "0", "-1", "256M", ""] {
             assert!(
-                matches!(parse(&["--machine-memory", bad]), Err(UsageError::InvalidValue { option: "--machine-memory", .. })),
+                matches!(
+                    parse(&["--machine-memory", bad]),
+                    Err(UsageError::InvalidValue { option: "--machine-memory", .. })
+                ),
                 "{bad}"
             );
         }
@@ -719,9 +753,16 @@ mod tests {
         .expect("write the configuration");
         let config_arg = config.to_string_lossy().into_owned();
         let options = run_options(&[
-            "--guest", "hello64", "--ram", "4M",
-            "--config", &config_arg,
-            "--guest-file", "three.bin", "--mode", "protected",
+            "--guest",
+            "hello64",
+            "--ram",
+            "4M",
+            "--config",
+            &config_arg,
+            "--guest-file",
+            "three.bin",
+            "--mode",
+            "protected",
         ]);
         assert_eq!(guest_names(&options), ["hello64", "one", "two", "three"]);
         assert_eq!(options.guests[0].config.ram_bytes, 4 << 20);
@@ -745,9 +786,15 @@ mod tests {
         // A bad file.
         std::fs::write(&config, "[[guest]]\nname = \"x\"\nbuiltin = \"hello64\"\ncolour = \"blue\"\n").expect("write");
         let error = parse(&["--config", &config_arg]).unwrap_err();
-        assert!(matches!(error, UsageError::Config(ConfigFileError::Parse { position: Some((4, 1)), .. })), "{error:?}");
+        assert!(
+            matches!(error, UsageError::Config(ConfigFileError::Parse { position: Some((4, 1)), .. })),
+            "{error:?}"
+        );
         assert!(error.to_string().contains("unknown field `colour`"), "{error}");
-        assert!(matches!(parse(&["--config", "/nonexistent.toml"]), Err(UsageError::Config(ConfigFileError::Read { .. }))));
+        assert!(matches!(
+            parse(&["--config", "/nonexistent.toml"]),
+            Err(UsageError::Config(ConfigFileError::Read { .. }))
+        ));
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -808,7 +855,14 @@ mod tests {
 
     #[test]
     fn errors_read_well() {
-        let error = UsageError::InvalidValue { option: "--emulator", value: "vmware".into(), expected: "auto, bochs, qemu or qemu-kvm" };
-        assert_eq!(error.to_string(), "invalid value `vmware` for `--emulator`: expected auto, bochs, qemu or qemu-kvm");
+        let error = UsageError::InvalidValue {
+            option: "--emulator",
+            value: "vmware".into(),
+            expected: "auto, bochs, qemu or qemu-kvm",
+        };
+        assert_eq!(
+            error.to_string(),
+            "invalid value `vmware` for `--emulator`: expected auto, bochs, qemu or qemu-kvm"
+        );
     }
 }

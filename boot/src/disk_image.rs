@@ -60,5 +60,9 @@ pub fn create(
         Firmware::Uefi => UefiBoot::new(kernel).set_ramdisk(ramdisk).set_boot_config(&config).create_disk_image(out),
     };
     // `{:#}` prints the error with its chain of causes on one line.
-    result.map_err(|error| RunError::DiskImage { kind: firmware.name(), path: out.to_path_buf(), message: format!("{error:#}") })
+    result.map_err(|error| RunError::DiskImage {
+        kind: firmware.name(),
+        path: out.to_path_buf(),
+        message: format!("{error:#}"),
+    })
 }

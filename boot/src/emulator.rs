@@ -166,14 +166,12 @@ fn auto_decision(kvm: KvmSupport) -> EmulatorDecision {
 pub fn resolve(choice: EmulatorChoice, uefi: bool, kvm: KvmSupport) -> Result<EmulatorDecision, RunError> {
     let decision = match choice {
         EmulatorChoice::Auto => auto_decision(kvm),
-        EmulatorChoice::Bochs => EmulatorDecision {
-            machine: Machine::Bochs,
-            reason: "chosen with --emulator bochs".to_string(),
-        },
+        EmulatorChoice::Bochs => {
+            EmulatorDecision { machine: Machine::Bochs, reason: "chosen with --emulator bochs".to_string() }
+        }
         EmulatorChoice::Qemu => EmulatorDecision {
             machine: Machine::QemuTcg,
-            reason: "chosen with --emulator qemu; TCG offers no VT-x, so expect the hypervisor to say so"
-                .to_string(),
+            reason: "chosen with --emulator qemu; TCG offers no VT-x, so expect the hypervisor to say so".to_string(),
         },
         EmulatorChoice::QemuKvm => {
             if kvm != KvmSupport::Nested {
@@ -206,10 +204,7 @@ mod tests {
     fn amd_host_gets_bochs_with_the_reason() {
         let decision = decide_auto(AMD_CPUINFO, None);
         assert_eq!(decision.machine, Machine::Bochs);
-        assert_eq!(
-            decision.to_string(),
-            "emulator Bochs (host CPU has no vmx flag; QEMU's TCG cannot emulate VT-x)"
-        );
+        assert_eq!(decision.to_string(), "emulator Bochs (host CPU has no vmx flag; QEMU's TCG cannot emulate VT-x)");
     }
 
     #[test]

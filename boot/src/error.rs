@@ -116,9 +116,9 @@ impl fmt::Display for RunError {
 impl std::error::Error for RunError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RunError::MissingInput { source, .. }
-            | RunError::Io { source, .. }
-            | RunError::Emulator { source, .. } => Some(source),
+            RunError::MissingInput { source, .. } | RunError::Io { source, .. } | RunError::Emulator { source, .. } => {
+                Some(source)
+            }
             RunError::BootBlob(error) => Some(error),
             RunError::Guests(error) => Some(error),
             _ => None,

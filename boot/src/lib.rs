@@ -113,10 +113,9 @@ impl RunOutcome {
             }
             (Verdict::Pass, _) => format!("PASS in {seconds:.1} s ({machine})"),
             (verdict @ Verdict::Fail { .. }, _) => format!("{verdict} (after {seconds:.1} s in {machine})"),
-            (Verdict::Missing, Ending::TimedOut { after }) => format!(
-                "FAIL: timeout: no verdict after {} s; killed {machine}",
-                after.as_secs_f64()
-            ),
+            (Verdict::Missing, Ending::TimedOut { after }) => {
+                format!("FAIL: timeout: no verdict after {} s; killed {machine}", after.as_secs_f64())
+            }
             (Verdict::Missing, Ending::Exited { code }) => format!(
                 "FAIL: {machine} exited ({}) after {seconds:.1} s without a verdict{}",
                 code.map_or("killed by a signal".to_string(), |c| format!("status {c}")),
@@ -291,8 +290,8 @@ fn run_emulator(
     let child = command.spawn().map_err(emulator_error)?;
     let mut emulator = monitor::EmulatorProcess::new(child, files.program);
     let mut serial = monitor::FileFollower::new(run_dir.join(SERIAL_FILE), options.stream);
-    let ending = monitor::watch(&mut emulator, &mut serial, options.timeout, monitor::VERDICT_GRACE)
-        .map_err(emulator_error)?;
+    let ending =
+        monitor::watch(&mut emulator, &mut serial, options.timeout, monitor::VERDICT_GRACE).map_err(emulator_error)?;
     let duration = started.elapsed();
     drop(emulator);
 

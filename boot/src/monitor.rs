@@ -204,7 +204,8 @@ mod tests {
 
     #[test]
     fn an_exiting_emulator_ends_the_watch_with_all_its_output() {
-        let script = "printf 'one\\n' > serial.txt; sleep 0.2; printf 'hypervisor: verdict PASS\\n' >> serial.txt; exit 3";
+        let script =
+            "printf 'one\\n' > serial.txt; sleep 0.2; printf 'hypervisor: verdict PASS\\n' >> serial.txt; exit 3";
         let (ending, text) = watch_script(script, Duration::from_secs(30), Duration::from_secs(30));
         assert_eq!(ending, Ending::Exited { code: Some(3) });
         assert_eq!(text, "one\nhypervisor: verdict PASS\n");
@@ -221,7 +222,8 @@ mod tests {
     #[test]
     fn a_silent_emulator_times_out() {
         let timeout = Duration::from_millis(300);
-        let (ending, text) = watch_script("printf 'booting' > serial.txt; exec sleep 60", timeout, Duration::from_secs(30));
+        let (ending, text) =
+            watch_script("printf 'booting' > serial.txt; exec sleep 60", timeout, Duration::from_secs(30));
         assert_eq!(ending, Ending::TimedOut { after: timeout });
         assert_eq!(text, "booting");
     }

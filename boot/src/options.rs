@@ -60,12 +60,8 @@ pub enum LogLevel {
 
 impl LogLevel {
     /// Every level with its command-line spelling.
-    pub const ALL: [(&'static str, LogLevel); 4] = [
-        ("error", LogLevel::Error),
-        ("warn", LogLevel::Warn),
-        ("info", LogLevel::Info),
-        ("debug", LogLevel::Debug),
-    ];
+    pub const ALL: [(&'static str, LogLevel); 4] =
+        [("error", LogLevel::Error), ("warn", LogLevel::Warn), ("info", LogLevel::Info), ("debug", LogLevel::Debug)];
 
     /// Parses the command-line spelling (`error`, `warn`, `info`, `debug`).
     pub fn from_name(name: &str) -> Option<Self> {

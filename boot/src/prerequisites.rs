@@ -106,10 +106,7 @@ pub fn required(machine: Machine, uefi: bool) -> Vec<Prerequisite> {
 }
 
 /// The prerequisites for which `is_present` answers `false`.
-pub fn missing_among(
-    prerequisites: &[Prerequisite],
-    is_present: impl Fn(&Requirement) -> bool,
-) -> Vec<Prerequisite> {
+pub fn missing_among(prerequisites: &[Prerequisite], is_present: impl Fn(&Requirement) -> bool) -> Vec<Prerequisite> {
     prerequisites.iter().filter(|p| !is_present(&p.requirement)).copied().collect()
 }
 
@@ -129,11 +126,9 @@ pub fn is_present_on_host(requirement: &Requirement) -> bool {
 pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-        })
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
+        candidate.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
 }
 
 /// Checks this host for everything `machine` needs.
@@ -284,9 +279,7 @@ mod tests {
 
     #[test]
     fn only_absent_requirements_are_missing() {
-        let missing = missing_among(&required(Machine::Bochs, false), |r| {
-            matches!(r, Requirement::Program(_))
-        });
+        let missing = missing_among(&required(Machine::Bochs, false), |r| matches!(r, Requirement::Program(_)));
         let packages: Vec<_> = missing.iter().map(|p| p.package).collect();
         assert_eq!(packages, ["bochsbios", "vgabios", "bochs-sdl"]);
     }

@@ -54,9 +54,7 @@
 
 use core::fmt;
 
-use crate::config::{
-    ConfigError, ExpectedOutcome, GuestConfig, GuestName, ImageKind, NameError, StartMode,
-};
+use crate::config::{ConfigError, ExpectedOutcome, GuestConfig, GuestName, ImageKind, NameError, StartMode};
 
 /// The first eight bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"HVBLOB01";
@@ -95,9 +93,7 @@ impl BlobSettings {
         if flags & !FLAGS_LOG_LEVEL_MASK != 0 {
             return Err(BlobError::UnsupportedFlags { flags });
         }
-        Ok(Self {
-            log_level: (flags & FLAGS_LOG_LEVEL_MASK) as u8,
-        })
+        Ok(Self { log_level: (flags & FLAGS_LOG_LEVEL_MASK) as u8 })
     }
 }
 
@@ -223,45 +219,30 @@ impl fmt::Display for BlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::TooShort { len, needed } => {
-                write!(
-                    f,
-                    "boot blob too short: {len} bytes, a header needs {needed}"
-                )
+                write!(f, "boot blob too short: {len} bytes, a header needs {needed}")
             }
             Self::BadMagic { found } => {
-                write!(
-                    f,
-                    "boot blob has bad magic {found:02x?} (expected \"HVBLOB01\")"
-                )
+                write!(f, "boot blob has bad magic {found:02x?} (expected \"HVBLOB01\")")
             }
             Self::UnsupportedVersion { found, expected } => write!(
                 f,
                 "boot blob version {found} is not supported (expected {expected}): \
                  rebuild the runner and the kernel together"
             ),
-            Self::BadHeaderLen { header_len } => write!(
-                f,
-                "boot blob header length {header_len} is below {HEADER_LEN} or beyond the blob"
-            ),
-            Self::LengthMismatch {
-                declared,
-                available,
-            } => write!(
-                f,
-                "boot blob claims {declared} bytes but {available} are available (truncated?)"
-            ),
-            Self::ChecksumMismatch { stored, computed } => write!(
-                f,
-                "boot blob checksum mismatch: stored {stored:#018x}, computed {computed:#018x}"
-            ),
+            Self::BadHeaderLen { header_len } => {
+                write!(f, "boot blob header length {header_len} is below {HEADER_LEN} or beyond the blob")
+            }
+            Self::LengthMismatch { declared, available } => {
+                write!(f, "boot blob claims {declared} bytes but {available} are available (truncated?)")
+            }
+            Self::ChecksumMismatch { stored, computed } => {
+                write!(f, "boot blob checksum mismatch: stored {stored:#018x}, computed {computed:#018x}")
+            }
             Self::UnsupportedFlags { flags } => {
                 write!(f, "boot blob has unknown flags {flags:#x}")
             }
             Self::TooManyGuests { count, max } => {
-                write!(
-                    f,
-                    "boot blob has {count} guests, at most {max} are supported"
-                )
+                write!(f, "boot blob has {count} guests, at most {max} are supported")
             }
             Self::RecordOutOfBounds { guest } => {
                 write!(f, "guest {guest}: record lies outside the boot blob")
@@ -282,10 +263,9 @@ impl fmt::Display for BlobError {
                 write!(f, "guest {guest}: unknown image kind code {value}")
             }
             Self::BadConfig { guest, error } => write!(f, "guest {guest}: {error}"),
-            Self::BufferTooSmall { needed, available } => write!(
-                f,
-                "boot blob needs {needed} bytes but the buffer has {available}"
-            ),
+            Self::BufferTooSmall { needed, available } => {
+                write!(f, "boot blob needs {needed} bytes but the buffer has {available}")
+            }
             Self::TooLarge => f.write_str("boot blob would be larger than the address space"),
         }
     }
@@ -354,10 +334,7 @@ const fn records_end(count: usize) -> usize {
 /// The number of bytes [`write_blob`] needs for these guests.
 pub fn encoded_len(guests: &[BlobGuest<'_>]) -> Result<usize, BlobError> {
     if guests.len() > MAX_GUESTS {
-        return Err(BlobError::TooManyGuests {
-            count: guests.len(),
-            max: MAX_GUESTS,
-        });
+        return Err(BlobError::TooManyGuests { count: guests.len(), max: MAX_GUESTS });
     }
     let mut len = records_end(guests.len());
     for guest in guests {
@@ -373,26 +350,13 @@ pub fn encoded_len(guests: &[BlobGuest<'_>]) -> Result<usize, BlobError> {
 ///
 /// Checks every configuration first ([`GuestConfig::validate`]), so a blob
 /// this writes is one the parser accepts.
-pub fn write_blob(
-    settings: BlobSettings,
-    guests: &[BlobGuest<'_>],
-    out: &mut [u8],
-) -> Result<usize, BlobError> {
+pub fn write_blob(settings: BlobSettings, guests: &[BlobGuest<'_>], out: &mut [u8]) -> Result<usize, BlobError> {
     let total = encoded_len(guests)?;
     for (index, guest) in guests.iter().enumerate() {
-        guest
-            .config
-            .validate()
-            .map_err(|error| BlobError::BadConfig {
-                guest: index,
-                error,
-            })?;
+        guest.config.validate().map_err(|error| BlobError::BadConfig { guest: index, error })?;
     }
     let available = out.len();
-    let blob = out.get_mut(..total).ok_or(BlobError::BufferTooSmall {
-        needed: total,
-        available,
-    })?;
+    let blob = out.get_mut(..total).ok_or(BlobError::BufferTooSmall { needed: total, available })?;
     blob.fill(0);
 
     // Header; the checksum is filled in last.
@@ -411,12 +375,7 @@ pub fn write_blob(
         blob[image_start..image_end].copy_from_slice(guest.image);
 
         let at = HEADER_LEN + index * RECORD_LEN;
-        encode_record(
-            &guest.config,
-            image_start as u64,
-            guest.image.len() as u64,
-            &mut blob[at..at + RECORD_LEN],
-        );
+        encode_record(&guest.config, image_start as u64, guest.image.len() as u64, &mut blob[at..at + RECORD_LEN]);
         image_start = image_end;
     }
 
@@ -467,10 +426,7 @@ impl<'a> BootBlob<'a> {
     /// Checks a blob: header, length, checksum, and every guest record and image
     /// range. After this succeeds, [`guests`](Self::guests) yields only `Ok`s.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, BlobError> {
-        let too_short = BlobError::TooShort {
-            len: bytes.len(),
-            needed: HEADER_LEN,
-        };
+        let too_short = BlobError::TooShort { len: bytes.len(), needed: HEADER_LEN };
         let header = bytes.get(..HEADER_LEN).ok_or(too_short)?;
 
         let mut magic = [0; 8];
@@ -480,10 +436,7 @@ impl<'a> BootBlob<'a> {
         }
         let version = read_u32(header, 8).ok_or(too_short)?;
         if version != VERSION {
-            return Err(BlobError::UnsupportedVersion {
-                found: version,
-                expected: VERSION,
-            });
+            return Err(BlobError::UnsupportedVersion { found: version, expected: VERSION });
         }
         let header_len_raw = read_u32(header, 12).ok_or(too_short)?;
         let declared = read_u64(header, 16).ok_or(too_short)?;
@@ -491,10 +444,7 @@ impl<'a> BootBlob<'a> {
         let guest_count_raw = read_u32(header, 32).ok_or(too_short)?;
         let flags = read_u32(header, 36).ok_or(too_short)?;
 
-        let length_mismatch = BlobError::LengthMismatch {
-            declared,
-            available: bytes.len(),
-        };
+        let length_mismatch = BlobError::LengthMismatch { declared, available: bytes.len() };
         let total = usize::try_from(declared).map_err(|_| length_mismatch)?;
         if total < HEADER_LEN {
             return Err(length_mismatch);
@@ -502,9 +452,7 @@ impl<'a> BootBlob<'a> {
         let bytes = bytes.get(..total).ok_or(length_mismatch)?;
         let header_len = header_len_raw as usize;
         if header_len < HEADER_LEN || header_len > total {
-            return Err(BlobError::BadHeaderLen {
-                header_len: header_len_raw,
-            });
+            return Err(BlobError::BadHeaderLen { header_len: header_len_raw });
         }
 
         let computed = checksum_of(bytes);
@@ -514,18 +462,10 @@ impl<'a> BootBlob<'a> {
         let settings = BlobSettings::from_flags(flags)?;
         let guest_count = guest_count_raw as usize;
         if guest_count > MAX_GUESTS {
-            return Err(BlobError::TooManyGuests {
-                count: guest_count,
-                max: MAX_GUESTS,
-            });
+            return Err(BlobError::TooManyGuests { count: guest_count, max: MAX_GUESTS });
         }
 
-        let blob = Self {
-            bytes,
-            header_len,
-            guest_count,
-            settings,
-        };
+        let blob = Self { bytes, header_len, guest_count, settings };
         for index in 0..guest_count {
             blob.guest(index)?;
         }
@@ -560,10 +500,7 @@ impl<'a> BootBlob<'a> {
             return Err(out_of_bounds);
         }
         let start = self.header_len + index * RECORD_LEN;
-        let record = self
-            .bytes
-            .get(start..start + RECORD_LEN)
-            .ok_or(out_of_bounds)?;
+        let record = self.bytes.get(start..start + RECORD_LEN).ok_or(out_of_bounds)?;
         decode_record(index, record, self.bytes, self.images_start())
     }
 
@@ -583,12 +520,9 @@ fn decode_record<'a>(
 ) -> Result<BlobGuest<'a>, BlobError> {
     let short = BlobError::RecordOutOfBounds { guest };
     let name_len = usize::from(read_u8(record, 32).ok_or(short)?);
-    let name_bytes = record.get(..name_len).ok_or(BlobError::BadName {
-        guest,
-        error: NameError::TooLong { len: name_len },
-    })?;
-    let name =
-        GuestName::from_bytes(name_bytes).map_err(|error| BlobError::BadName { guest, error })?;
+    let name_bytes =
+        record.get(..name_len).ok_or(BlobError::BadName { guest, error: NameError::TooLong { len: name_len } })?;
+    let name = GuestName::from_bytes(name_bytes).map_err(|error| BlobError::BadName { guest, error })?;
 
     let start_mode = match read_u8(record, 33).ok_or(short)? {
         0 => StartMode::Real,
@@ -617,18 +551,13 @@ fn decode_record<'a>(
         restart_limit: read_u32(record, 64).ok_or(short)?,
         expected,
     };
-    config
-        .validate()
-        .map_err(|error| BlobError::BadConfig { guest, error })?;
+    config.validate().map_err(|error| BlobError::BadConfig { guest, error })?;
 
     let offset = read_u64(record, 72).ok_or(short)?;
     let len = read_u64(record, 80).ok_or(short)?;
     let image_error = BlobError::ImageOutOfBounds { guest, offset, len };
     let start = usize::try_from(offset).map_err(|_| image_error)?;
-    let end = offset
-        .checked_add(len)
-        .and_then(|end| usize::try_from(end).ok())
-        .ok_or(image_error)?;
+    let end = offset.checked_add(len).and_then(|end| usize::try_from(end).ok()).ok_or(image_error)?;
     if start < images_start {
         return Err(image_error);
     }
@@ -666,16 +595,7 @@ mod tests {
 
     fn sample_blob() -> Vec<u8> {
         let (first, second) = sample_guests();
-        let guests = [
-            BlobGuest {
-                config: first,
-                image: IMAGE_A,
-            },
-            BlobGuest {
-                config: second,
-                image: IMAGE_B,
-            },
-        ];
+        let guests = [BlobGuest { config: first, image: IMAGE_A }, BlobGuest { config: second, image: IMAGE_B }];
         let mut out = vec![0xAA; encoded_len(&guests).unwrap()];
         let written = write_blob(SETTINGS, &guests, &mut out).unwrap();
         assert_eq!(written, out.len());
@@ -707,24 +627,9 @@ mod tests {
         assert_eq!(parsed.settings(), SETTINGS);
         let guests: Vec<BlobGuest<'_>> = parsed.guests().map(Result::unwrap).collect();
         let (first, second) = sample_guests();
-        assert_eq!(
-            guests[0],
-            BlobGuest {
-                config: first,
-                image: IMAGE_A
-            }
-        );
-        assert_eq!(
-            guests[1],
-            BlobGuest {
-                config: second,
-                image: IMAGE_B
-            }
-        );
-        assert_eq!(
-            parsed.guest(2),
-            Err(BlobError::RecordOutOfBounds { guest: 2 })
-        );
+        assert_eq!(guests[0], BlobGuest { config: first, image: IMAGE_A });
+        assert_eq!(guests[1], BlobGuest { config: second, image: IMAGE_B });
+        assert_eq!(parsed.guest(2), Err(BlobError::RecordOutOfBounds { guest: 2 }));
     }
 
     #[test]
@@ -749,10 +654,7 @@ mod tests {
     #[test]
     fn empty_guest_list_round_trips() {
         let mut out = [0u8; HEADER_LEN];
-        assert_eq!(
-            write_blob(BlobSettings::default(), &[], &mut out),
-            Ok(HEADER_LEN)
-        );
+        assert_eq!(write_blob(BlobSettings::default(), &[], &mut out), Ok(HEADER_LEN));
         let parsed = BootBlob::parse(&out).unwrap();
         assert_eq!(parsed.guest_count(), 0);
         assert_eq!(parsed.guests().count(), 0);
@@ -775,13 +677,7 @@ mod tests {
         for at in [38, record_at(1) + 50, original.len() - 1] {
             let mut blob = original.clone();
             blob[at] ^= 0x01;
-            assert!(
-                matches!(
-                    BootBlob::parse(&blob),
-                    Err(BlobError::ChecksumMismatch { .. })
-                ),
-                "byte {at}"
-            );
+            assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ChecksumMismatch { .. })), "byte {at}");
         }
     }
 
@@ -790,68 +686,38 @@ mod tests {
         let blob = sample_blob();
         assert_eq!(
             BootBlob::parse(&blob[..HEADER_LEN - 1]).unwrap_err(),
-            BlobError::TooShort {
-                len: HEADER_LEN - 1,
-                needed: HEADER_LEN
-            }
+            BlobError::TooShort { len: HEADER_LEN - 1, needed: HEADER_LEN }
         );
-        assert_eq!(
-            BootBlob::parse(&[]).unwrap_err(),
-            BlobError::TooShort {
-                len: 0,
-                needed: HEADER_LEN
-            }
-        );
+        assert_eq!(BootBlob::parse(&[]).unwrap_err(), BlobError::TooShort { len: 0, needed: HEADER_LEN });
         assert_eq!(
             BootBlob::parse(&blob[..blob.len() - 1]).unwrap_err(),
-            BlobError::LengthMismatch {
-                declared: blob.len() as u64,
-                available: blob.len() - 1
-            }
+            BlobError::LengthMismatch { declared: blob.len() as u64, available: blob.len() - 1 }
         );
         let mut tiny = blob.clone();
         put_u64(&mut tiny, 16, 8);
-        assert!(matches!(
-            BootBlob::parse(&tiny),
-            Err(BlobError::LengthMismatch { declared: 8, .. })
-        ));
+        assert!(matches!(BootBlob::parse(&tiny), Err(BlobError::LengthMismatch { declared: 8, .. })));
     }
 
     #[test]
     fn refuses_bad_magic_version_and_flags() {
         let mut blob = sample_blob();
         blob[0] = b'X';
-        assert!(matches!(
-            BootBlob::parse(&blob),
-            Err(BlobError::BadMagic { .. })
-        ));
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::BadMagic { .. })));
 
         let mut blob = sample_blob();
         blob[8..12].copy_from_slice(&2u32.to_le_bytes());
         reseal(&mut blob);
-        assert_eq!(
-            BootBlob::parse(&blob).unwrap_err(),
-            BlobError::UnsupportedVersion {
-                found: 2,
-                expected: 1
-            }
-        );
+        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedVersion { found: 2, expected: 1 });
 
         let mut blob = sample_blob();
         blob[37] = 1; // bit 8: beyond the log level byte
         reseal(&mut blob);
-        assert_eq!(
-            BootBlob::parse(&blob).unwrap_err(),
-            BlobError::UnsupportedFlags { flags: 0x104 }
-        );
+        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedFlags { flags: 0x104 });
 
         let mut blob = sample_blob();
         blob[12..16].copy_from_slice(&8u32.to_le_bytes());
         reseal(&mut blob);
-        assert_eq!(
-            BootBlob::parse(&blob).unwrap_err(),
-            BlobError::BadHeaderLen { header_len: 8 }
-        );
+        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::BadHeaderLen { header_len: 8 });
     }
 
     #[test]
@@ -859,23 +725,14 @@ mod tests {
         let mut blob = sample_blob();
         blob[32..36].copy_from_slice(&17u32.to_le_bytes());
         reseal(&mut blob);
-        assert_eq!(
-            BootBlob::parse(&blob).unwrap_err(),
-            BlobError::TooManyGuests {
-                count: 17,
-                max: MAX_GUESTS
-            }
-        );
+        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::TooManyGuests { count: 17, max: MAX_GUESTS });
 
         // A header-only blob that claims one guest.
         let mut out = [0u8; HEADER_LEN];
         write_blob(BlobSettings::default(), &[], &mut out).unwrap();
         out[32] = 1;
         reseal(&mut out);
-        assert_eq!(
-            BootBlob::parse(&out).unwrap_err(),
-            BlobError::RecordOutOfBounds { guest: 0 }
-        );
+        assert_eq!(BootBlob::parse(&out).unwrap_err(), BlobError::RecordOutOfBounds { guest: 0 });
     }
 
     #[test]
@@ -896,61 +753,30 @@ mod tests {
         let mut blob = sample_blob();
         put_u64(&mut blob, len_field, u64::MAX);
         reseal(&mut blob);
-        assert!(matches!(
-            BootBlob::parse(&blob),
-            Err(BlobError::ImageOutOfBounds {
-                guest: 1,
-                len: u64::MAX,
-                ..
-            })
-        ));
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ImageOutOfBounds { guest: 1, len: u64::MAX, .. })));
 
         // One byte too long.
         let mut blob = sample_blob();
         put_u64(&mut blob, len_field, IMAGE_B.len() as u64 + 1);
         reseal(&mut blob);
-        assert!(matches!(
-            BootBlob::parse(&blob),
-            Err(BlobError::ImageOutOfBounds { guest: 1, .. })
-        ));
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ImageOutOfBounds { guest: 1, .. })));
 
         // Pointing back into the header.
         let mut blob = sample_blob();
         put_u64(&mut blob, offset_field, 0);
         reseal(&mut blob);
-        assert!(matches!(
-            BootBlob::parse(&blob),
-            Err(BlobError::ImageOutOfBounds {
-                guest: 1,
-                offset: 0,
-                ..
-            })
-        ));
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ImageOutOfBounds { guest: 1, offset: 0, .. })));
     }
 
     #[test]
     fn refuses_bad_record_fields() {
         type Check = fn(&BlobError) -> bool;
         let cases: [(usize, u8, Check); 5] = [
-            (32, 0, |e| {
-                matches!(
-                    e,
-                    BlobError::BadName {
-                        guest: 0,
-                        error: NameError::Empty
-                    }
-                )
-            }),
+            (32, 0, |e| matches!(e, BlobError::BadName { guest: 0, error: NameError::Empty })),
             (32, 33, |e| matches!(e, BlobError::BadName { guest: 0, .. })),
-            (33, 3, |e| {
-                matches!(e, BlobError::BadStartMode { guest: 0, value: 3 })
-            }),
-            (34, 2, |e| {
-                matches!(e, BlobError::BadExpected { guest: 0, value: 2 })
-            }),
-            (35, 9, |e| {
-                matches!(e, BlobError::BadImageKind { guest: 0, value: 9 })
-            }),
+            (33, 3, |e| matches!(e, BlobError::BadStartMode { guest: 0, value: 3 })),
+            (34, 2, |e| matches!(e, BlobError::BadExpected { guest: 0, value: 2 })),
+            (35, 9, |e| matches!(e, BlobError::BadImageKind { guest: 0, value: 9 })),
         ];
         for (field, value, is_expected) in cases {
             let mut blob = sample_blob();
@@ -963,78 +789,45 @@ mod tests {
         let mut blob = sample_blob();
         blob[record_at(0)] = b' ';
         reseal(&mut blob);
-        assert!(matches!(
-            BootBlob::parse(&blob),
-            Err(BlobError::BadName { guest: 0, .. })
-        ));
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::BadName { guest: 0, .. })));
 
         let mut blob = sample_blob();
         put_u64(&mut blob, record_at(0) + 40, 3 << 20);
         reseal(&mut blob);
         assert_eq!(
             BootBlob::parse(&blob).unwrap_err(),
-            BlobError::BadConfig {
-                guest: 0,
-                error: ConfigError::RamNotBlockMultiple { ram_bytes: 3 << 20 }
-            }
+            BlobError::BadConfig { guest: 0, error: ConfigError::RamNotBlockMultiple { ram_bytes: 3 << 20 } }
         );
     }
 
     #[test]
     fn writer_checks_its_inputs() {
         let (first, _) = sample_guests();
-        let guest = BlobGuest {
-            config: first,
-            image: IMAGE_A,
-        };
+        let guest = BlobGuest { config: first, image: IMAGE_A };
         let needed = encoded_len(&[guest]).unwrap();
         let mut small = vec![0; needed - 1];
         assert_eq!(
             write_blob(SETTINGS, &[guest], &mut small),
-            Err(BlobError::BufferTooSmall {
-                needed,
-                available: needed - 1
-            })
+            Err(BlobError::BufferTooSmall { needed, available: needed - 1 })
         );
         let too_many = [guest; MAX_GUESTS + 1];
-        assert!(matches!(
-            encoded_len(&too_many),
-            Err(BlobError::TooManyGuests { count: 17, .. })
-        ));
+        assert!(matches!(encoded_len(&too_many), Err(BlobError::TooManyGuests { count: 17, .. })));
         let mut bad = guest;
         bad.config.time_slice_ticks = 0;
         let mut out = vec![0; needed];
         assert_eq!(
             write_blob(SETTINGS, &[bad], &mut out),
-            Err(BlobError::BadConfig {
-                guest: 0,
-                error: ConfigError::ZeroTimeSlice
-            })
+            Err(BlobError::BadConfig { guest: 0, error: ConfigError::ZeroTimeSlice })
         );
     }
 
     #[test]
     fn errors_read_clearly() {
-        let text = BlobError::UnsupportedVersion {
-            found: 2,
-            expected: 1,
-        }
-        .to_string();
-        assert!(
-            text.contains("version 2") && text.contains("expected 1"),
-            "{text}"
-        );
-        let text = BlobError::ImageOutOfBounds {
-            guest: 3,
-            offset: 0x100,
-            len: 0x20,
-        }
-        .to_string();
+        let text = BlobError::UnsupportedVersion { found: 2, expected: 1 }.to_string();
+        assert!(text.contains("version 2") && text.contains("expected 1"), "{text}");
+        let text = BlobError::ImageOutOfBounds { guest: 3, offset: 0x100, len: 0x20 }.to_string();
         assert!(text.contains("guest 3") && text.contains("0x100"), "{text}");
-        let text = BlobError::BadMagic {
-            found: *b"NOTABLOB",
-        }
-        .to_string();
+        let text = BlobError::BadMagic { found: *b"NOTABLOB" }.to_string();
         assert!(text.contains("HVBLOB01"), "{text}");
     }
 
@@ -1043,9 +836,6 @@ mod tests {
         // Published FNV-1a 64 test vectors.
         assert_eq!(fnv1a_update(FNV_OFFSET_BASIS, b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a_update(FNV_OFFSET_BASIS, b"a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(
-            fnv1a_update(FNV_OFFSET_BASIS, b"foobar"),
-            0x85944171f73967e8
-        );
+        assert_eq!(fnv1a_update(FNV_OFFSET_BASIS, b"foobar"), 0x85944171f73967e8);
     }
 }

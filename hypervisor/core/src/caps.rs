@@ -679,11 +679,7 @@ impl VmxCapabilities {
             AllowedBits::NONE
         };
         let ept_or_vpid = (SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_VPID).bits();
-        let ept_vpid = if secondary.allowed1 & ept_or_vpid != 0 {
-            EptVpidCap(raw.ept_vpid_cap)
-        } else {
-            EptVpidCap(0)
-        };
+        let ept_vpid = if secondary.allowed1 & ept_or_vpid != 0 { EptVpidCap(raw.ept_vpid_cap) } else { EptVpidCap(0) };
         Self {
             feature_control: FeatureControl(raw.feature_control),
             basic: VmxBasic(raw.basic),
@@ -816,10 +812,7 @@ impl fmt::Display for VmxCapabilities {
             writeln!(f, "preemption timer:      no")?;
         }
         f.write_str("EPT page sizes:        ")?;
-        write_list(
-            f,
-            &[(self.has_ept(), "4 KiB"), (ept.pages_2mib(), "2 MiB"), (ept.pages_1gib(), "1 GiB")],
-        )?;
+        write_list(f, &[(self.has_ept(), "4 KiB"), (ept.pages_2mib(), "2 MiB"), (ept.pages_1gib(), "1 GiB")])?;
         f.write_str("\nEPT memory types:      ")?;
         write_list(f, &[(ept.memory_type_uc(), "UC"), (ept.memory_type_wb(), "WB")])?;
         f.write_str("\nEPT features:          ")?;
@@ -847,10 +840,7 @@ impl fmt::Display for VmxCapabilities {
                 (ept.invvpid() && ept.invvpid_individual_address(), "individual-address"),
                 (ept.invvpid() && ept.invvpid_single_context(), "single-context"),
                 (ept.invvpid() && ept.invvpid_all_context(), "all-context"),
-                (
-                    ept.invvpid() && ept.invvpid_single_context_retaining_globals(),
-                    "single-context-retaining-globals",
-                ),
+                (ept.invvpid() && ept.invvpid_single_context_retaining_globals(), "single-context-retaining-globals"),
             ],
         )?;
         f.write_str("\nactivity states:       active")?;
@@ -1088,7 +1078,7 @@ mod tests {
         let raw = RawVmxMsrs::read_with(|msr| {
             asked.push(msr);
             match msr {
-                IA32_VMX_BASIC => 0x0000_1000_0000_0001, // no bit 55
+                IA32_VMX_BASIC => 0x0000_1000_0000_0001,          // no bit 55
                 IA32_VMX_PROCBASED_CTLS => 0x7ff9_fffe_0401_e172, // bit 63 clear
                 _ => 0,
             }

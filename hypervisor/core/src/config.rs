@@ -54,10 +54,7 @@ impl fmt::Display for NameError {
         match *self {
             Self::Empty => f.write_str("guest name is empty"),
             Self::TooLong { len } => {
-                write!(
-                    f,
-                    "guest name is {len} bytes long, at most {MAX_NAME_LEN} are allowed"
-                )
+                write!(f, "guest name is {len} bytes long, at most {MAX_NAME_LEN} are allowed")
             }
             Self::BadByte { index, byte } => write!(
                 f,
@@ -89,19 +86,12 @@ impl GuestName {
         if bytes.len() > MAX_NAME_LEN {
             return Err(NameError::TooLong { len: bytes.len() });
         }
-        if let Some((index, &byte)) = bytes
-            .iter()
-            .enumerate()
-            .find(|&(_, &byte)| !Self::is_allowed(byte))
-        {
+        if let Some((index, &byte)) = bytes.iter().enumerate().find(|&(_, &byte)| !Self::is_allowed(byte)) {
             return Err(NameError::BadByte { index, byte });
         }
         let mut stored = [0; MAX_NAME_LEN];
         stored[..bytes.len()].copy_from_slice(bytes);
-        Ok(Self {
-            bytes: stored,
-            len: bytes.len() as u8,
-        })
+        Ok(Self { bytes: stored, len: bytes.len() as u8 })
     }
 
     /// Validates and stores a name given as a string.
@@ -224,9 +214,7 @@ impl fmt::Display for ParseError {
         f.write_str(match self {
             Self::UnknownStartMode => "unknown start mode: expected `real`, `protected` or `long`",
             Self::UnknownOutcome => "unknown expected outcome: expected `exit:N` or `crash`",
-            Self::BadExitStatus => {
-                "bad exit status: expected a decimal or 0x-prefixed hex number below 2^32"
-            }
+            Self::BadExitStatus => "bad exit status: expected a decimal or 0x-prefixed hex number below 2^32",
         })
     }
 }
@@ -235,10 +223,7 @@ impl FromStr for StartMode {
     type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|mode| mode.name() == text)
-            .ok_or(ParseError::UnknownStartMode)
+        Self::ALL.into_iter().find(|mode| mode.name() == text).ok_or(ParseError::UnknownStartMode)
     }
 }
 
@@ -287,19 +272,12 @@ impl FromStr for ExpectedOutcome {
         if text == "crash" {
             return Ok(Self::Crash);
         }
-        let number = text
-            .strip_prefix("exit:")
-            .ok_or(ParseError::UnknownOutcome)?;
-        let status = match number
-            .strip_prefix("0x")
-            .or_else(|| number.strip_prefix("0X"))
-        {
+        let number = text.strip_prefix("exit:").ok_or(ParseError::UnknownOutcome)?;
+        let status = match number.strip_prefix("0x").or_else(|| number.strip_prefix("0X")) {
             Some(hex) => u32::from_str_radix(hex, 16),
             None => number.parse::<u32>(),
         };
-        status
-            .map(Self::Exit)
-            .map_err(|_| ParseError::BadExitStatus)
+        status.map(Self::Exit).map_err(|_| ParseError::BadExitStatus)
     }
 }
 
@@ -385,14 +363,12 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::RamNotBlockMultiple { ram_bytes } => write!(
-                f,
-                "guest RAM of {ram_bytes} bytes is not a positive multiple of 2 MiB"
-            ),
-            Self::RamTooLarge { ram_bytes } => write!(
-                f,
-                "guest RAM of {ram_bytes} bytes exceeds the maximum of {MAX_RAM_BYTES} bytes (1 GiB)"
-            ),
+            Self::RamNotBlockMultiple { ram_bytes } => {
+                write!(f, "guest RAM of {ram_bytes} bytes is not a positive multiple of 2 MiB")
+            }
+            Self::RamTooLarge { ram_bytes } => {
+                write!(f, "guest RAM of {ram_bytes} bytes exceeds the maximum of {MAX_RAM_BYTES} bytes (1 GiB)")
+            }
             Self::ZeroTimeSlice => f.write_str("the time slice must be at least one tick"),
         }
     }
@@ -477,35 +453,11 @@ mod tests {
         assert_eq!(name("hello64").as_str(), "hello64");
         assert_eq!(name(&"x".repeat(32)).as_bytes().len(), 32);
         assert_eq!(GuestName::new(""), Err(NameError::Empty));
-        assert_eq!(
-            GuestName::new(&"x".repeat(33)),
-            Err(NameError::TooLong { len: 33 })
-        );
-        assert_eq!(
-            GuestName::new("a b"),
-            Err(NameError::BadByte {
-                index: 1,
-                byte: b' '
-            })
-        );
-        assert_eq!(
-            GuestName::new("a]"),
-            Err(NameError::BadByte {
-                index: 1,
-                byte: b']'
-            })
-        );
-        assert_eq!(
-            GuestName::new("\tx"),
-            Err(NameError::BadByte {
-                index: 0,
-                byte: b'\t'
-            })
-        );
-        assert!(matches!(
-            GuestName::new("é"),
-            Err(NameError::BadByte { index: 0, .. })
-        ));
+        assert_eq!(GuestName::new(&"x".repeat(33)), Err(NameError::TooLong { len: 33 }));
+        assert_eq!(GuestName::new("a b"), Err(NameError::BadByte { index: 1, byte: b' ' }));
+        assert_eq!(GuestName::new("a]"), Err(NameError::BadByte { index: 1, byte: b']' }));
+        assert_eq!(GuestName::new("\tx"), Err(NameError::BadByte { index: 0, byte: b'\t' }));
+        assert!(matches!(GuestName::new("é"), Err(NameError::BadByte { index: 0, .. })));
         assert_eq!("guest-1".parse::<GuestName>(), Ok(name("guest-1")));
         assert_eq!(name("g").to_string(), "g");
     }
@@ -516,55 +468,22 @@ mod tests {
             assert_eq!(mode.to_string().parse::<StartMode>(), Ok(mode));
         }
         assert_eq!("long".parse::<StartMode>(), Ok(StartMode::Long));
-        assert_eq!(
-            "Long".parse::<StartMode>(),
-            Err(ParseError::UnknownStartMode)
-        );
+        assert_eq!("Long".parse::<StartMode>(), Err(ParseError::UnknownStartMode));
         assert_eq!("".parse::<StartMode>(), Err(ParseError::UnknownStartMode));
     }
 
     #[test]
     fn outcomes_parse_and_print() {
-        assert_eq!(
-            "crash".parse::<ExpectedOutcome>(),
-            Ok(ExpectedOutcome::Crash)
-        );
-        assert_eq!(
-            "exit:0".parse::<ExpectedOutcome>(),
-            Ok(ExpectedOutcome::Exit(0))
-        );
-        assert_eq!(
-            "exit:42".parse::<ExpectedOutcome>(),
-            Ok(ExpectedOutcome::Exit(42))
-        );
-        assert_eq!(
-            "exit:0x10".parse::<ExpectedOutcome>(),
-            Ok(ExpectedOutcome::Exit(16))
-        );
-        assert_eq!(
-            "exit:4294967295".parse::<ExpectedOutcome>(),
-            Ok(ExpectedOutcome::Exit(u32::MAX))
-        );
-        assert_eq!(
-            "exit:4294967296".parse::<ExpectedOutcome>(),
-            Err(ParseError::BadExitStatus)
-        );
-        assert_eq!(
-            "exit:".parse::<ExpectedOutcome>(),
-            Err(ParseError::BadExitStatus)
-        );
-        assert_eq!(
-            "exit:-1".parse::<ExpectedOutcome>(),
-            Err(ParseError::BadExitStatus)
-        );
-        assert_eq!(
-            "exit".parse::<ExpectedOutcome>(),
-            Err(ParseError::UnknownOutcome)
-        );
-        assert_eq!(
-            "panic".parse::<ExpectedOutcome>(),
-            Err(ParseError::UnknownOutcome)
-        );
+        assert_eq!("crash".parse::<ExpectedOutcome>(), Ok(ExpectedOutcome::Crash));
+        assert_eq!("exit:0".parse::<ExpectedOutcome>(), Ok(ExpectedOutcome::Exit(0)));
+        assert_eq!("exit:42".parse::<ExpectedOutcome>(), Ok(ExpectedOutcome::Exit(42)));
+        assert_eq!("exit:0x10".parse::<ExpectedOutcome>(), Ok(ExpectedOutcome::Exit(16)));
+        assert_eq!("exit:4294967295".parse::<ExpectedOutcome>(), Ok(ExpectedOutcome::Exit(u32::MAX)));
+        assert_eq!("exit:4294967296".parse::<ExpectedOutcome>(), Err(ParseError::BadExitStatus));
+        assert_eq!("exit:".parse::<ExpectedOutcome>(), Err(ParseError::BadExitStatus));
+        assert_eq!("exit:-1".parse::<ExpectedOutcome>(), Err(ParseError::BadExitStatus));
+        assert_eq!("exit".parse::<ExpectedOutcome>(), Err(ParseError::UnknownOutcome));
+        assert_eq!("panic".parse::<ExpectedOutcome>(), Err(ParseError::UnknownOutcome));
         for outcome in [ExpectedOutcome::Crash, ExpectedOutcome::Exit(7)] {
             assert_eq!(outcome.to_string().parse::<ExpectedOutcome>(), Ok(outcome));
         }
@@ -583,14 +502,8 @@ mod tests {
         assert!(!Verdict::judge(E::Crash, G::OverBudget).passed());
         assert!(!Verdict::judge(E::Exit(0), G::OverBudget).passed());
         assert_eq!(Verdict::judge(E::Exit(0), G::Exited(0)).to_string(), "pass");
-        assert_eq!(
-            Verdict::judge(E::Exit(0), G::Crashed).to_string(),
-            "expected exit:0, got crash"
-        );
-        assert_eq!(
-            Verdict::judge(E::Crash, G::OverBudget).to_string(),
-            "expected crash, got over budget"
-        );
+        assert_eq!(Verdict::judge(E::Exit(0), G::Crashed).to_string(), "expected exit:0, got crash");
+        assert_eq!(Verdict::judge(E::Crash, G::OverBudget).to_string(), "expected crash, got over budget");
     }
 
     #[test]
@@ -612,27 +525,13 @@ mod tests {
     fn validation_refuses_unrunnable_configs() {
         let mut config = GuestConfig::new(name("g"));
         config.ram_bytes = 3 << 20;
-        assert_eq!(
-            config.validate(),
-            Err(ConfigError::RamNotBlockMultiple { ram_bytes: 3 << 20 })
-        );
+        assert_eq!(config.validate(), Err(ConfigError::RamNotBlockMultiple { ram_bytes: 3 << 20 }));
         config.ram_bytes = 0;
-        assert_eq!(
-            config.validate(),
-            Err(ConfigError::RamNotBlockMultiple { ram_bytes: 0 })
-        );
+        assert_eq!(config.validate(), Err(ConfigError::RamNotBlockMultiple { ram_bytes: 0 }));
         config.set_ram_bytes((1 << 30) + 1);
-        assert_eq!(
-            config.validate(),
-            Err(ConfigError::RamTooLarge {
-                ram_bytes: (1 << 30) + (2 << 20)
-            })
-        );
+        assert_eq!(config.validate(), Err(ConfigError::RamTooLarge { ram_bytes: (1 << 30) + (2 << 20) }));
         config.set_ram_bytes(u64::MAX);
-        assert!(matches!(
-            config.validate(),
-            Err(ConfigError::RamTooLarge { .. })
-        ));
+        assert!(matches!(config.validate(), Err(ConfigError::RamTooLarge { .. })));
         config.set_ram_bytes(0);
         config.time_slice_ticks = 0;
         assert_eq!(config.validate(), Err(ConfigError::ZeroTimeSlice));

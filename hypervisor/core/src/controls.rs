@@ -60,13 +60,8 @@ pub enum ControlSet {
 
 impl ControlSet {
     /// All five sets.
-    pub const ALL: [ControlSet; 5] = [
-        Self::PinBased,
-        Self::PrimaryProcessorBased,
-        Self::SecondaryProcessorBased,
-        Self::VmExit,
-        Self::VmEntry,
-    ];
+    pub const ALL: [ControlSet; 5] =
+        [Self::PinBased, Self::PrimaryProcessorBased, Self::SecondaryProcessorBased, Self::VmExit, Self::VmEntry];
 
     /// The set's name as used in the SDM (and in [`ControlError`]).
     pub const fn name(self) -> &'static str {
@@ -182,10 +177,9 @@ impl fmt::Display for ControlError {
                 f,
                 "required control \"{name}\" (bit {bit} of the {control_set}) is not supported by this processor"
             ),
-            Self::Contradictory { control_set, bit } => write!(
-                f,
-                "capability MSR of the {control_set} requires bit {bit} to be both 1 and 0"
-            ),
+            Self::Contradictory { control_set, bit } => {
+                write!(f, "capability MSR of the {control_set} requires bit {bit} to be both 1 and 0")
+            }
         }
     }
 }
@@ -200,18 +194,10 @@ impl fmt::Display for ControlError {
 /// Pass the TRUE capability MSR's value when IA32_VMX_BASIC bit 55 is set
 /// (see the module documentation): then default1 bits that are neither
 /// required nor optional end up 0, as they should.
-pub fn adjust(
-    set: ControlSet,
-    required: u32,
-    optional: u32,
-    allowed: AllowedBits,
-) -> Result<u32, ControlError> {
+pub fn adjust(set: ControlSet, required: u32, optional: u32, allowed: AllowedBits) -> Result<u32, ControlError> {
     let contradictory = allowed.allowed0 & !allowed.allowed1;
     if contradictory != 0 {
-        return Err(ControlError::Contradictory {
-            control_set: set.name(),
-            bit: contradictory.trailing_zeros(),
-        });
+        return Err(ControlError::Contradictory { control_set: set.name(), bit: contradictory.trailing_zeros() });
     }
     let missing = required & !allowed.allowed1;
     if missing != 0 {
@@ -675,7 +661,7 @@ mod tests {
             let mut previous = None;
             for b in set.bits() {
                 assert!(b.bit < 32);
-                assert!(previous.map_or(true, |p| p < b.bit), "{}: bits in order", set.name());
+                assert!(previous.is_none_or(|p| p < b.bit), "{}: bits in order", set.name());
                 previous = Some(b.bit);
             }
         }

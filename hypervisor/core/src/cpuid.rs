@@ -84,14 +84,7 @@ pub struct CpuidPolicy {
 impl CpuidPolicy {
     /// A conservative policy: no x2APIC, none of the optional instructions.
     pub const fn new(vcpu_id: u8, tsc_khz: u32) -> Self {
-        Self {
-            vcpu_id,
-            x2apic: false,
-            enable_rdtscp: false,
-            enable_invpcid: false,
-            enable_xsaves: false,
-            tsc_khz,
-        }
+        Self { vcpu_id, x2apic: false, enable_rdtscp: false, enable_invpcid: false, enable_xsaves: false, tsc_khz }
     }
 
     /// A policy matching the secondary processor-based controls written to
@@ -161,9 +154,7 @@ const CR4_PKE: u64 = 1 << 22;
 
 /// Splits a 12-byte signature into its EBX, ECX, EDX dwords.
 fn signature_registers(signature: &[u8; 12]) -> (u32, u32, u32) {
-    let dword = |i: usize| {
-        u32::from_le_bytes([signature[i], signature[i + 1], signature[i + 2], signature[i + 3]])
-    };
+    let dword = |i: usize| u32::from_le_bytes([signature[i], signature[i + 1], signature[i + 2], signature[i + 3]]);
     (dword(0), dword(4), dword(8))
 }
 
@@ -172,6 +163,10 @@ fn signature_registers(signature: &[u8; 12]) -> (u32, u32, u32) {
 /// documentation for the table of changes.
 pub fn filter_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, policy: &CpuidPolicy) -> CpuidResult {
     let mut r = host;
+    // The hypervisor range ends in a catch-all arm that zeroes every leaf of
+    // 0x4000_0000..=0x4000_00FF not answered by an earlier arm: the overlap is
+    // intended, and arms match in order.
+    #[allow(clippy::match_overlapping_arm)]
     match leaf {
         0x1 => {
             r.ecx &= !(LEAF1_ECX_MONITOR | LEAF1_ECX_VMX | LEAF1_ECX_SMX | LEAF1_ECX_PDCM);
@@ -288,9 +283,8 @@ mod tests {
         assert_eq!(r.ecx & (LEAF7_ECX_WAITPKG | LEAF7_ECX_RDPID), 0);
         assert_eq!(r.ebx | LEAF7_EBX_INVPCID | LEAF7_EBX_PT, u32::MAX, "other bits kept");
 
-        let secondary = SecondaryControls::ENABLE_EPT
-            | SecondaryControls::ENABLE_RDTSCP
-            | SecondaryControls::ENABLE_INVPCID;
+        let secondary =
+            SecondaryControls::ENABLE_EPT | SecondaryControls::ENABLE_RDTSCP | SecondaryControls::ENABLE_INVPCID;
         let p = CpuidPolicy::from_secondary_controls(0, 0, secondary);
         assert!(p.enable_rdtscp && p.enable_invpcid && !p.enable_xsaves);
         let r = filter_cpuid(7, 0, ALL, &p);
@@ -315,10 +309,7 @@ mod tests {
     #[test]
     fn pmu_and_power_leaves() {
         assert_eq!(filter_cpuid(0xA, 0, ALL, &policy()), CpuidResult::ZERO);
-        assert_eq!(
-            filter_cpuid(6, 0, ALL, &policy()),
-            CpuidResult { eax: LEAF6_EAX_ARAT, ..CpuidResult::ZERO }
-        );
+        assert_eq!(filter_cpuid(6, 0, ALL, &policy()), CpuidResult { eax: LEAF6_EAX_ARAT, ..CpuidResult::ZERO });
     }
 
     #[test]

@@ -166,10 +166,9 @@ pub enum ElfError {
 impl fmt::Display for ElfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::TooShort { len } => write!(
-                f,
-                "image is {len} bytes, shorter than an ELF64 header ({ELF64_HEADER_LEN} bytes)"
-            ),
+            Self::TooShort { len } => {
+                write!(f, "image is {len} bytes, shorter than an ELF64 header ({ELF64_HEADER_LEN} bytes)")
+            }
             Self::BadMagic => f.write_str("image is not an ELF file (no \\x7fELF magic)"),
             Self::NotElf64 { class } => {
                 write!(f, "image is not 64-bit ELF (class {class}, expected 2)")
@@ -183,47 +182,38 @@ impl fmt::Display for ElfError {
             Self::WrongMachine { machine } => {
                 write!(f, "image is for machine {machine}, expected x86-64 ({EM_X86_64})")
             }
-            Self::PositionIndependent => f.write_str(
-                "position-independent (ET_DYN) images are not supported: link a static executable",
-            ),
+            Self::PositionIndependent => {
+                f.write_str("position-independent (ET_DYN) images are not supported: link a static executable")
+            }
             Self::NotExecutable { elf_type } => {
                 write!(f, "image has ELF type {elf_type}, expected an executable (ET_EXEC)")
             }
-            Self::BadProgramHeaderSize { size } => write!(
-                f,
-                "program headers are {size} bytes each, expected {PROGRAM_HEADER_LEN}"
-            ),
-            Self::TooManyProgramHeaders { count } => write!(
-                f,
-                "image has {count} program headers, at most {MAX_PROGRAM_HEADERS} are supported"
-            ),
-            Self::ProgramHeadersOutOfBounds { offset, count } => write!(
-                f,
-                "{count} program headers at offset {offset:#x} run past the end of the image"
-            ),
-            Self::NeedsInterpreter => f.write_str(
-                "image needs a dynamic linker (PT_INTERP): link a static executable",
-            ),
-            Self::SegmentOutOfFile { index, offset, file_size } => write!(
-                f,
-                "segment {index}: file bytes {offset:#x}+{file_size:#x} run past the end of the image"
-            ),
-            Self::FileSizeExceedsMemSize { index, file_size, mem_size } => write!(
-                f,
-                "segment {index}: file size {file_size:#x} exceeds memory size {mem_size:#x}"
-            ),
-            Self::SegmentAddressOverflow { index, address, mem_size } => write!(
-                f,
-                "segment {index}: address {address:#x} + size {mem_size:#x} overflows"
-            ),
+            Self::BadProgramHeaderSize { size } => {
+                write!(f, "program headers are {size} bytes each, expected {PROGRAM_HEADER_LEN}")
+            }
+            Self::TooManyProgramHeaders { count } => {
+                write!(f, "image has {count} program headers, at most {MAX_PROGRAM_HEADERS} are supported")
+            }
+            Self::ProgramHeadersOutOfBounds { offset, count } => {
+                write!(f, "{count} program headers at offset {offset:#x} run past the end of the image")
+            }
+            Self::NeedsInterpreter => f.write_str("image needs a dynamic linker (PT_INTERP): link a static executable"),
+            Self::SegmentOutOfFile { index, offset, file_size } => {
+                write!(f, "segment {index}: file bytes {offset:#x}+{file_size:#x} run past the end of the image")
+            }
+            Self::FileSizeExceedsMemSize { index, file_size, mem_size } => {
+                write!(f, "segment {index}: file size {file_size:#x} exceeds memory size {mem_size:#x}")
+            }
+            Self::SegmentAddressOverflow { index, address, mem_size } => {
+                write!(f, "segment {index}: address {address:#x} + size {mem_size:#x} overflows")
+            }
             Self::SegmentsOverlap { first, second } => {
                 write!(f, "segments {first} and {second} overlap in memory")
             }
             Self::NoLoadSegments => f.write_str("image has nothing to load (no PT_LOAD segment)"),
-            Self::EntryNotExecutable { entry } => write!(
-                f,
-                "entry point {entry:#x} is not inside an executable segment"
-            ),
+            Self::EntryNotExecutable { entry } => {
+                write!(f, "entry point {entry:#x} is not inside an executable segment")
+            }
             Self::SegmentOutsideRam { index, start, end, ram_limit } => write!(
                 f,
                 "segment {index} at [{start:#x}, {end:#x}) does not fit in guest RAM \
@@ -344,9 +334,7 @@ impl<'a> ElfImage<'a> {
             return Err(ElfError::NotLittleEndian { data: header[5] });
         }
         if u32::from(header[6]) != EV_CURRENT {
-            return Err(ElfError::BadVersion {
-                version: u32::from(header[6]),
-            });
+            return Err(ElfError::BadVersion { version: u32::from(header[6]) });
         }
         let elf_type = read_u16(header, 16).ok_or(too_short)?;
         let machine = read_u16(header, 18).ok_or(too_short)?;
@@ -373,24 +361,14 @@ impl<'a> ElfImage<'a> {
         if usize::from(phnum) > MAX_PROGRAM_HEADERS {
             return Err(ElfError::TooManyProgramHeaders { count: phnum });
         }
-        let table_out_of_bounds = ElfError::ProgramHeadersOutOfBounds {
-            offset: phoff,
-            count: phnum,
-        };
+        let table_out_of_bounds = ElfError::ProgramHeadersOutOfBounds { offset: phoff, count: phnum };
         let table_start = usize::try_from(phoff).map_err(|_| table_out_of_bounds)?;
-        let table_end = table_start
-            .checked_add(usize::from(phnum) * PROGRAM_HEADER_LEN)
-            .ok_or(table_out_of_bounds)?;
+        let table_end = table_start.checked_add(usize::from(phnum) * PROGRAM_HEADER_LEN).ok_or(table_out_of_bounds)?;
         if table_end > bytes.len() {
             return Err(table_out_of_bounds);
         }
 
-        let image = Self {
-            bytes,
-            entry,
-            program_headers: table_start,
-            program_header_count: usize::from(phnum),
-        };
+        let image = Self { bytes, entry, program_headers: table_start, program_header_count: usize::from(phnum) };
         image.check_segments()?;
         Ok(image)
     }
@@ -411,28 +389,16 @@ impl<'a> ElfImage<'a> {
 
     /// Checks one `PT_LOAD` header and turns it into a [`LoadSegment`].
     fn check_load(&self, index: usize, raw: &RawProgramHeader) -> Result<LoadSegment, ElfError> {
-        let out_of_file = ElfError::SegmentOutOfFile {
-            index,
-            offset: raw.offset,
-            file_size: raw.file_size,
-        };
+        let out_of_file = ElfError::SegmentOutOfFile { index, offset: raw.offset, file_size: raw.file_size };
         match raw.offset.checked_add(raw.file_size) {
             Some(end) if end <= self.bytes.len() as u64 => {}
             _ => return Err(out_of_file),
         }
         if raw.file_size > raw.mem_size {
-            return Err(ElfError::FileSizeExceedsMemSize {
-                index,
-                file_size: raw.file_size,
-                mem_size: raw.mem_size,
-            });
+            return Err(ElfError::FileSizeExceedsMemSize { index, file_size: raw.file_size, mem_size: raw.mem_size });
         }
         if raw.vaddr.checked_add(raw.mem_size).is_none() {
-            return Err(ElfError::SegmentAddressOverflow {
-                index,
-                address: raw.vaddr,
-                mem_size: raw.mem_size,
-            });
+            return Err(ElfError::SegmentAddressOverflow { index, address: raw.vaddr, mem_size: raw.mem_size });
         }
         Ok(LoadSegment {
             index,
@@ -449,12 +415,10 @@ impl<'a> ElfImage<'a> {
         let mut any_load = false;
         let mut entry_ok = false;
         for index in 0..self.program_header_count {
-            let raw =
-                self.raw_program_header(index)
-                    .ok_or(ElfError::ProgramHeadersOutOfBounds {
-                        offset: self.program_headers as u64,
-                        count: self.program_header_count as u16,
-                    })?;
+            let raw = self.raw_program_header(index).ok_or(ElfError::ProgramHeadersOutOfBounds {
+                offset: self.program_headers as u64,
+                count: self.program_header_count as u16,
+            })?;
             if raw.kind == PT_INTERP {
                 return Err(ElfError::NeedsInterpreter);
             }
@@ -475,10 +439,7 @@ impl<'a> ElfImage<'a> {
         for first in self.load_segments() {
             for second in self.load_segments().filter(|s| s.index > first.index) {
                 if first.gpa < second.end() && second.gpa < first.end() {
-                    return Err(ElfError::SegmentsOverlap {
-                        first: first.index,
-                        second: second.index,
-                    });
+                    return Err(ElfError::SegmentsOverlap { first: first.index, second: second.index });
                 }
             }
         }
@@ -501,10 +462,7 @@ impl<'a> ElfImage<'a> {
             if raw.kind != PT_LOAD {
                 return None;
             }
-            image
-                .check_load(index, &raw)
-                .ok()
-                .filter(|segment| segment.mem_size != 0)
+            image.check_load(index, &raw).ok().filter(|segment| segment.mem_size != 0)
         })
     }
 
@@ -513,28 +471,19 @@ impl<'a> ElfImage<'a> {
     pub fn segment_data(&self, segment: &LoadSegment) -> &'a [u8] {
         let start = usize::try_from(segment.file_offset).unwrap_or(usize::MAX);
         let len = usize::try_from(segment.file_size).unwrap_or(usize::MAX);
-        start
-            .checked_add(len)
-            .and_then(|end| self.bytes.get(start..end))
-            .unwrap_or(&[])
+        start.checked_add(len).and_then(|end| self.bytes.get(start..end)).unwrap_or(&[])
     }
 
     /// The lowest address and one past the highest address any segment occupies.
     pub fn extent(&self) -> (u64, u64) {
-        self.load_segments()
-            .fold((u64::MAX, 0), |(low, high), segment| {
-                (low.min(segment.gpa), high.max(segment.end()))
-            })
+        self.load_segments().fold((u64::MAX, 0), |(low, high), segment| (low.min(segment.gpa), high.max(segment.end())))
     }
 
     /// Checks that every segment lies inside guest-physical `[0, ram_limit)`.
     /// The caller passes the guest's RAM size minus any region it reserves at
     /// the top (long-mode page tables).
     pub fn check_fits(&self, ram_limit: u64) -> Result<(), ElfError> {
-        match self
-            .load_segments()
-            .find(|segment| segment.end() > ram_limit)
-        {
+        match self.load_segments().find(|segment| segment.end() > ram_limit) {
             Some(segment) => Err(ElfError::SegmentOutsideRam {
                 index: segment.index,
                 start: segment.gpa,
@@ -568,14 +517,7 @@ mod tests {
     }
 
     fn load(flags: u32, offset: u64, vaddr: u64, file_size: u64, mem_size: u64) -> Phdr {
-        Phdr {
-            kind: PT_LOAD,
-            flags,
-            offset,
-            vaddr,
-            file_size,
-            mem_size,
-        }
+        Phdr { kind: PT_LOAD, flags, offset, vaddr, file_size, mem_size }
     }
 
     /// Builds an ELF64 image: header, program headers right after it, then
@@ -616,14 +558,7 @@ mod tests {
             ET_EXEC,
             0x10_0010,
             &[
-                Phdr {
-                    kind: 6,
-                    flags: 4,
-                    offset: 64,
-                    vaddr: 0,
-                    file_size: 112,
-                    mem_size: 112,
-                },
+                Phdr { kind: 6, flags: 4, offset: 64, vaddr: 0, file_size: 112, mem_size: 112 },
                 load(RX, 0x200, 0x10_0000, 0x100, 0x100),
                 load(RW, 0x300, 0x10_1000, 0x20, 0x2000),
             ],
@@ -659,43 +594,23 @@ mod tests {
         assert_eq!(image.check_fits(2 << 20), Ok(()));
         assert_eq!(
             image.check_fits(0x10_2fff),
-            Err(ElfError::SegmentOutsideRam {
-                index: 2,
-                start: 0x10_1000,
-                end: 0x10_3000,
-                ram_limit: 0x10_2fff
-            })
+            Err(ElfError::SegmentOutsideRam { index: 2, start: 0x10_1000, end: 0x10_3000, ram_limit: 0x10_2fff })
         );
-        assert!(matches!(
-            image.check_fits(0x1000),
-            Err(ElfError::SegmentOutsideRam { index: 1, .. })
-        ));
+        assert!(matches!(image.check_fits(0x1000), Err(ElfError::SegmentOutsideRam { index: 1, .. })));
     }
 
     #[test]
     fn refuses_truncated_headers() {
         let bytes = typical();
-        assert_eq!(
-            ElfImage::parse(&bytes[..63]).unwrap_err(),
-            ElfError::TooShort { len: 63 }
-        );
-        assert_eq!(
-            ElfImage::parse(&[]).unwrap_err(),
-            ElfError::TooShort { len: 0 }
-        );
+        assert_eq!(ElfImage::parse(&bytes[..63]).unwrap_err(), ElfError::TooShort { len: 63 });
+        assert_eq!(ElfImage::parse(&[]).unwrap_err(), ElfError::TooShort { len: 0 });
         // Header complete, program header table cut.
         assert!(matches!(
             ElfImage::parse(&bytes[..100]),
-            Err(ElfError::ProgramHeadersOutOfBounds {
-                offset: 64,
-                count: 3
-            })
+            Err(ElfError::ProgramHeadersOutOfBounds { offset: 64, count: 3 })
         ));
         // Table complete, segment bytes cut.
-        assert!(matches!(
-            ElfImage::parse(&bytes[..0x310]),
-            Err(ElfError::SegmentOutOfFile { index: 2, .. })
-        ));
+        assert!(matches!(ElfImage::parse(&bytes[..0x310]), Err(ElfError::SegmentOutOfFile { index: 2, .. })));
     }
 
     #[test]
@@ -714,22 +629,13 @@ mod tests {
         }
         let mut bytes = good.clone();
         bytes[18] = 3; // EM_386
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::WrongMachine { machine: 3 }
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::WrongMachine { machine: 3 });
         let mut bytes = good.clone();
         bytes[20] = 2;
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::BadVersion { version: 2 }
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::BadVersion { version: 2 });
         let mut bytes = good;
         bytes[54] = 64;
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::BadProgramHeaderSize { size: 64 }
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::BadProgramHeaderSize { size: 64 });
     }
 
     #[test]
@@ -742,160 +648,66 @@ mod tests {
             "position-independent (ET_DYN) images are not supported: link a static executable"
         );
         let bytes = build(1, 0x1000, &[load(RX, 0, 0x1000, 0x40, 0x40)], 0x100);
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::NotExecutable { elf_type: 1 }
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::NotExecutable { elf_type: 1 });
     }
 
     #[test]
     fn refuses_bad_segments() {
         // File bytes beyond the end of the file.
-        let bytes = build(
-            ET_EXEC,
-            0x1000,
-            &[load(RX, 0x100, 0x1000, 0x100, 0x100)],
-            0x180,
-        );
-        assert!(matches!(
-            ElfImage::parse(&bytes),
-            Err(ElfError::SegmentOutOfFile { index: 0, .. })
-        ));
+        let bytes = build(ET_EXEC, 0x1000, &[load(RX, 0x100, 0x1000, 0x100, 0x100)], 0x180);
+        assert!(matches!(ElfImage::parse(&bytes), Err(ElfError::SegmentOutOfFile { index: 0, .. })));
         // Offset + size overflows.
-        let bytes = build(
-            ET_EXEC,
-            0x1000,
-            &[load(RX, u64::MAX - 1, 0x1000, 4, 4)],
-            0x100,
-        );
-        assert!(matches!(
-            ElfImage::parse(&bytes),
-            Err(ElfError::SegmentOutOfFile { index: 0, .. })
-        ));
+        let bytes = build(ET_EXEC, 0x1000, &[load(RX, u64::MAX - 1, 0x1000, 4, 4)], 0x100);
+        assert!(matches!(ElfImage::parse(&bytes), Err(ElfError::SegmentOutOfFile { index: 0, .. })));
         // More file bytes than memory bytes.
         let bytes = build(ET_EXEC, 0x1000, &[load(RX, 0, 0x1000, 0x40, 0x20)], 0x100);
         assert_eq!(
             ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::FileSizeExceedsMemSize {
-                index: 0,
-                file_size: 0x40,
-                mem_size: 0x20
-            }
+            ElfError::FileSizeExceedsMemSize { index: 0, file_size: 0x40, mem_size: 0x20 }
         );
         // Address + memory size overflows.
-        let bytes = build(
-            ET_EXEC,
-            u64::MAX - 8,
-            &[load(RX, 0, u64::MAX - 0xF, 0x10, 0x20)],
-            0x100,
-        );
-        assert!(matches!(
-            ElfImage::parse(&bytes),
-            Err(ElfError::SegmentAddressOverflow { index: 0, .. })
-        ));
+        let bytes = build(ET_EXEC, u64::MAX - 8, &[load(RX, 0, u64::MAX - 0xF, 0x10, 0x20)], 0x100);
+        assert!(matches!(ElfImage::parse(&bytes), Err(ElfError::SegmentAddressOverflow { index: 0, .. })));
     }
 
     #[test]
     fn refuses_overlapping_segments() {
-        let bytes = build(
-            ET_EXEC,
-            0x1000,
-            &[
-                load(RX, 0, 0x1000, 0x100, 0x100),
-                load(RW, 0, 0x10FF, 0x10, 0x10),
-            ],
-            0x200,
-        );
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::SegmentsOverlap {
-                first: 0,
-                second: 1
-            }
-        );
+        let bytes =
+            build(ET_EXEC, 0x1000, &[load(RX, 0, 0x1000, 0x100, 0x100), load(RW, 0, 0x10FF, 0x10, 0x10)], 0x200);
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::SegmentsOverlap { first: 0, second: 1 });
         // Touching is fine, and file ranges may be shared.
-        let bytes = build(
-            ET_EXEC,
-            0x1000,
-            &[
-                load(RX, 0, 0x1000, 0x100, 0x100),
-                load(RW, 0, 0x1100, 0x10, 0x10),
-            ],
-            0x200,
-        );
+        let bytes =
+            build(ET_EXEC, 0x1000, &[load(RX, 0, 0x1000, 0x100, 0x100), load(RW, 0, 0x1100, 0x10, 0x10)], 0x200);
         assert!(ElfImage::parse(&bytes).is_ok());
     }
 
     #[test]
     fn refuses_bad_entry_points_and_empty_images() {
         // Entry in a data segment.
-        let bytes = build(
-            ET_EXEC,
-            0x2000,
-            &[
-                load(RX, 0, 0x1000, 0x100, 0x100),
-                load(RW, 0, 0x2000, 0x10, 0x10),
-            ],
-            0x200,
-        );
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::EntryNotExecutable { entry: 0x2000 }
-        );
+        let bytes =
+            build(ET_EXEC, 0x2000, &[load(RX, 0, 0x1000, 0x100, 0x100), load(RW, 0, 0x2000, 0x10, 0x10)], 0x200);
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::EntryNotExecutable { entry: 0x2000 });
         // Entry one past the end of the code.
         let bytes = build(ET_EXEC, 0x1100, &[load(RX, 0, 0x1000, 0x100, 0x100)], 0x200);
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::EntryNotExecutable { entry: 0x1100 }
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::EntryNotExecutable { entry: 0x1100 });
         // No loadable segment at all.
         let bytes = build(ET_EXEC, 0x1000, &[], 0x100);
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::NoLoadSegments
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::NoLoadSegments);
         let bytes = build(ET_EXEC, 0x1000, &[load(RX, 0, 0x1000, 0, 0)], 0x100);
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::NoLoadSegments
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::NoLoadSegments);
     }
 
     #[test]
     fn refuses_interpreters_and_huge_tables() {
-        let interp = Phdr {
-            kind: PT_INTERP,
-            flags: 4,
-            offset: 0,
-            vaddr: 0,
-            file_size: 4,
-            mem_size: 4,
-        };
-        let bytes = build(
-            ET_EXEC,
-            0x1000,
-            &[interp, load(RX, 0, 0x1000, 0x40, 0x40)],
-            0x200,
-        );
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::NeedsInterpreter
-        );
+        let interp = Phdr { kind: PT_INTERP, flags: 4, offset: 0, vaddr: 0, file_size: 4, mem_size: 4 };
+        let bytes = build(ET_EXEC, 0x1000, &[interp, load(RX, 0, 0x1000, 0x40, 0x40)], 0x200);
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::NeedsInterpreter);
 
         let mut bytes = typical();
         bytes[56..58].copy_from_slice(&0xFFFFu16.to_le_bytes());
-        assert_eq!(
-            ElfImage::parse(&bytes).unwrap_err(),
-            ElfError::TooManyProgramHeaders { count: 0xFFFF }
-        );
+        assert_eq!(ElfImage::parse(&bytes).unwrap_err(), ElfError::TooManyProgramHeaders { count: 0xFFFF });
         let mut bytes = typical();
         bytes[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(
-            ElfImage::parse(&bytes),
-            Err(ElfError::ProgramHeadersOutOfBounds {
-                offset: u64::MAX,
-                ..
-            })
-        ));
+        assert!(matches!(ElfImage::parse(&bytes), Err(ElfError::ProgramHeadersOutOfBounds { offset: u64::MAX, .. })));
     }
 }

@@ -175,13 +175,7 @@ impl fmt::Display for EptPermissions {
     /// `rwx`, with `-` for each missing right.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let flag = |set: bool, letter: char| if set { letter } else { '-' };
-        write!(
-            f,
-            "{}{}{}",
-            flag(self.readable(), 'r'),
-            flag(self.writable(), 'w'),
-            flag(self.executable(), 'x')
-        )
+        write!(f, "{}{}{}", flag(self.readable(), 'r'), flag(self.writable(), 'w'), flag(self.executable(), 'x'))
     }
 }
 
@@ -313,9 +307,7 @@ impl EptEntry {
         memory_type: EptMemoryType,
         ignore_pat: bool,
     ) -> Self {
-        let mut bits = (hpa & ADDRESS_MASK)
-            | permissions.0 as u64
-            | ((memory_type as u64) << MEMORY_TYPE_SHIFT);
+        let mut bits = (hpa & ADDRESS_MASK) | permissions.0 as u64 | ((memory_type as u64) << MEMORY_TYPE_SHIFT);
         if ignore_pat {
             bits |= IGNORE_PAT_BIT;
         }
@@ -407,11 +399,7 @@ pub struct EptOptions {
 
 impl Default for EptOptions {
     fn default() -> Self {
-        Self {
-            memory_type: EptMemoryType::WriteBack,
-            ignore_pat: false,
-            accessed_dirty: false,
-        }
+        Self { memory_type: EptMemoryType::WriteBack, ignore_pat: false, accessed_dirty: false }
     }
 }
 
@@ -474,11 +462,9 @@ pub enum EptError {
 impl fmt::Display for EptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Misaligned { address, required } => write!(
-                f,
-                "address {address:#x} is not aligned to {:#x} bytes",
-                required.bytes()
-            ),
+            Self::Misaligned { address, required } => {
+                write!(f, "address {address:#x} is not aligned to {:#x} bytes", required.bytes())
+            }
             Self::GuestAddressTooLarge { gpa } => {
                 write!(f, "guest-physical range at {gpa:#x} reaches beyond 2^48")
             }
@@ -490,19 +476,12 @@ impl fmt::Display for EptError {
             }
             Self::NotMapped { gpa } => write!(f, "guest-physical address {gpa:#x} is not mapped"),
             Self::OutOfTableMemory => f.write_str("out of memory for EPT tables"),
-            Self::BadTableAddress { phys } => write!(
-                f,
-                "EPT table address {phys:#x} is not 4 KiB-aligned below 2^52"
-            ),
-            Self::InvalidPermissions { permissions } => write!(
-                f,
-                "EPT rights {permissions} are not allowed for a mapping (none, or write without read)"
-            ),
+            Self::BadTableAddress { phys } => write!(f, "EPT table address {phys:#x} is not 4 KiB-aligned below 2^52"),
+            Self::InvalidPermissions { permissions } => {
+                write!(f, "EPT rights {permissions} are not allowed for a mapping (none, or write without read)")
+            }
             Self::BadLength { len } => write!(f, "length {len:#x} is not a multiple of 4 KiB"),
-            Self::BlocksDoNotCover { len, blocks } => write!(
-                f,
-                "{blocks} blocks of 2 MiB do not cover {len:#x} bytes"
-            ),
+            Self::BlocksDoNotCover { len, blocks } => write!(f, "{blocks} blocks of 2 MiB do not cover {len:#x} bytes"),
         }
     }
 }
@@ -549,12 +528,7 @@ pub struct EptBuilder<A: EptTableAllocator> {
 impl<A: EptTableAllocator> EptBuilder<A> {
     /// Starts an empty tree: allocates the PML4 table.
     pub fn new(allocator: A, options: EptOptions) -> Result<Self, EptError> {
-        let mut builder = Self {
-            allocator,
-            options,
-            eptp: EptPointer(0),
-            tables: 0,
-        };
+        let mut builder = Self { allocator, options, eptp: EptPointer(0), tables: 0 };
         let pml4 = builder.new_table()?;
         builder.eptp = EptPointer::new(pml4, options.accessed_dirty)?;
         Ok(builder)
@@ -587,10 +561,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
 
     /// Allocates and clears one table.
     fn new_table(&mut self) -> Result<u64, EptError> {
-        let phys = self
-            .allocator
-            .allocate_table()
-            .ok_or(EptError::OutOfTableMemory)?;
+        let phys = self.allocator.allocate_table().ok_or(EptError::OutOfTableMemory)?;
         if phys & !ADDRESS_MASK != 0 {
             return Err(EptError::BadTableAddress { phys });
         }
@@ -608,22 +579,13 @@ impl<A: EptTableAllocator> EptBuilder<A> {
     }
 
     /// Checks alignment, rights and address limits for one page.
-    fn check_page(
-        &self,
-        gpa: u64,
-        hpa: u64,
-        size: PageSize,
-        permissions: EptPermissions,
-    ) -> Result<(), EptError> {
+    fn check_page(&self, gpa: u64, hpa: u64, size: PageSize, permissions: EptPermissions) -> Result<(), EptError> {
         if !permissions.is_valid_mapping() {
             return Err(EptError::InvalidPermissions { permissions });
         }
         check_guest_page(gpa, size)?;
         if !hpa.is_multiple_of(size.bytes()) {
-            return Err(EptError::Misaligned {
-                address: hpa,
-                required: size,
-            });
+            return Err(EptError::Misaligned { address: hpa, required: size });
         }
         match hpa.checked_add(size.bytes()) {
             Some(end) if end <= HOST_ADDRESS_LIMIT => Ok(()),
@@ -662,10 +624,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
 
     /// Whether every entry of `table` is empty.
     fn table_is_empty(&self, table: u64) -> bool {
-        self.allocator
-            .table(table)
-            .iter()
-            .all(|&entry| !EptEntry(entry).is_present())
+        self.allocator.table(table).iter().all(|&entry| !EptEntry(entry).is_present())
     }
 
     /// Maps one page with an explicit memory type (e.g. uncacheable for a
@@ -679,10 +638,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
         memory_type: EptMemoryType,
     ) -> Result<(), EptError> {
         if size == PageSize::Size1GiB {
-            return Err(EptError::Misaligned {
-                address: gpa,
-                required: size,
-            });
+            return Err(EptError::Misaligned { address: gpa, required: size });
         }
         self.check_page(gpa, hpa, size, permissions)?;
         let leaf_level = size.level();
@@ -695,9 +651,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
         if existing.is_present() {
             // A page directory entry may point to a page table whose pages were
             // all unmapped: reclaim it; anything else is a real conflict.
-            let reclaimable = leaf_level == 2
-                && !existing.is_large_page()
-                && self.table_is_empty(existing.address());
+            let reclaimable = leaf_level == 2 && !existing.is_large_page() && self.table_is_empty(existing.address());
             if !reclaimable {
                 return Err(EptError::AlreadyMapped { gpa });
             }
@@ -711,35 +665,13 @@ impl<A: EptTableAllocator> EptBuilder<A> {
     }
 
     /// Maps the 4 KiB page at `gpa` to `hpa` (both 4 KiB-aligned).
-    pub fn map_4kib(
-        &mut self,
-        gpa: u64,
-        hpa: u64,
-        permissions: EptPermissions,
-    ) -> Result<(), EptError> {
-        self.map_page(
-            gpa,
-            hpa,
-            PageSize::Size4KiB,
-            permissions,
-            self.options.memory_type,
-        )
+    pub fn map_4kib(&mut self, gpa: u64, hpa: u64, permissions: EptPermissions) -> Result<(), EptError> {
+        self.map_page(gpa, hpa, PageSize::Size4KiB, permissions, self.options.memory_type)
     }
 
     /// Maps the 2 MiB page at `gpa` to `hpa` (both 2 MiB-aligned).
-    pub fn map_2mib(
-        &mut self,
-        gpa: u64,
-        hpa: u64,
-        permissions: EptPermissions,
-    ) -> Result<(), EptError> {
-        self.map_page(
-            gpa,
-            hpa,
-            PageSize::Size2MiB,
-            permissions,
-            self.options.memory_type,
-        )
+    pub fn map_2mib(&mut self, gpa: u64, hpa: u64, permissions: EptPermissions) -> Result<(), EptError> {
+        self.map_page(gpa, hpa, PageSize::Size2MiB, permissions, self.options.memory_type)
     }
 
     /// Maps `len` bytes from `gpa` onto a list of host blocks: `host_blocks[i]`
@@ -765,10 +697,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
             return Err(EptError::BadLength { len });
         }
         if !gpa.is_multiple_of(PAGE_SIZE_4KIB) {
-            return Err(EptError::Misaligned {
-                address: gpa,
-                required: PageSize::Size4KiB,
-            });
+            return Err(EptError::Misaligned { address: gpa, required: PageSize::Size4KiB });
         }
         match gpa.checked_add(len) {
             Some(end) if end <= GUEST_ADDRESS_LIMIT => {}
@@ -776,17 +705,11 @@ impl<A: EptTableAllocator> EptBuilder<A> {
         }
         let blocks_needed = len.div_ceil(PAGE_SIZE_2MIB);
         if (host_blocks.len() as u64) < blocks_needed {
-            return Err(EptError::BlocksDoNotCover {
-                len,
-                blocks: host_blocks.len(),
-            });
+            return Err(EptError::BlocksDoNotCover { len, blocks: host_blocks.len() });
         }
         for &block in &host_blocks[..blocks_needed as usize] {
             if !block.is_multiple_of(PAGE_SIZE_4KIB) {
-                return Err(EptError::Misaligned {
-                    address: block,
-                    required: PageSize::Size4KiB,
-                });
+                return Err(EptError::Misaligned { address: block, required: PageSize::Size4KiB });
             }
             match block.checked_add(PAGE_SIZE_2MIB) {
                 Some(end) if end <= HOST_ADDRESS_LIMIT => {}
@@ -816,11 +739,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
     }
 
     /// Maps a guest's whole RAM, `[0, ram_size)`, onto its blocks.
-    pub fn map_guest_ram(
-        &mut self,
-        layout: &GuestRamLayout,
-        permissions: EptPermissions,
-    ) -> Result<(), EptError> {
+    pub fn map_guest_ram(&mut self, layout: &GuestRamLayout, permissions: EptPermissions) -> Result<(), EptError> {
         self.map_range(0, layout.blocks(), layout.ram_size(), permissions)
     }
 
@@ -837,11 +756,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
         if !pde.is_present() {
             return Err(not_mapped);
         }
-        let page_table = if pde.is_large_page() {
-            self.split_2mib(directory, directory_index)?
-        } else {
-            pde.address()
-        };
+        let page_table = if pde.is_large_page() { self.split_2mib(directory, directory_index)? } else { pde.address() };
         let index = table_index(gpa, 1);
         let pte = self.entry(page_table, index);
         if !pte.is_present() {
@@ -927,12 +842,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
             let is_leaf = level == 1 || (level <= 3 && entry.is_large_page());
             if is_leaf {
                 if let Some(size) = PageSize::at_level(level) {
-                    visit(EptLeaf {
-                        gpa,
-                        hpa: entry.address(),
-                        size,
-                        entry,
-                    });
+                    visit(EptLeaf { gpa, hpa: entry.address(), size, entry });
                 }
             } else {
                 self.visit_table(entry.address(), level - 1, gpa, visit);
@@ -944,10 +854,7 @@ impl<A: EptTableAllocator> EptBuilder<A> {
 /// Checks a guest page's alignment and that it ends below 2^48.
 fn check_guest_page(gpa: u64, size: PageSize) -> Result<(), EptError> {
     if !gpa.is_multiple_of(size.bytes()) {
-        return Err(EptError::Misaligned {
-            address: gpa,
-            required: size,
-        });
+        return Err(EptError::Misaligned { address: gpa, required: size });
     }
     match gpa.checked_add(size.bytes()) {
         Some(end) if end <= GUEST_ADDRESS_LIMIT => Ok(()),
@@ -979,11 +886,7 @@ mod tests {
         }
 
         fn with_limit(limit: usize) -> Self {
-            Self {
-                tables: Vec::new(),
-                limit,
-                freed: Vec::new(),
-            }
+            Self { tables: Vec::new(), limit, freed: Vec::new() }
         }
 
         fn slot(phys: u64) -> usize {
@@ -997,8 +900,7 @@ mod tests {
                 return None;
             }
             // Garbage, to prove the builder clears new tables.
-            self.tables
-                .push(Box::new([0xDEAD_BEEF_DEAD_BEEF; ENTRIES_PER_TABLE]));
+            self.tables.push(Box::new([0xDEAD_BEEF_DEAD_BEEF; ENTRIES_PER_TABLE]));
             Some(TABLE_BASE + (self.tables.len() as u64 - 1) * PAGE_SIZE_4KIB)
         }
 
@@ -1021,9 +923,7 @@ mod tests {
 
     /// Contiguous host blocks starting at 1 GiB, enough for `ram` bytes.
     fn blocks_for(ram: u64) -> Vec<u64> {
-        (0..ram.div_ceil(PAGE_SIZE_2MIB))
-            .map(|i| 0x4000_0000 + i * PAGE_SIZE_2MIB)
-            .collect()
+        (0..ram.div_ceil(PAGE_SIZE_2MIB)).map(|i| 0x4000_0000 + i * PAGE_SIZE_2MIB).collect()
     }
 
     fn leaves(ept: &EptBuilder<VecTables>) -> Vec<EptLeaf> {
@@ -1034,8 +934,7 @@ mod tests {
 
     fn guest_with_ram(ram: u64) -> EptBuilder<VecTables> {
         let mut ept = builder();
-        ept.map_range(0, &blocks_for(ram), ram, EptPermissions::ALL)
-            .unwrap();
+        ept.map_range(0, &blocks_for(ram), ram, EptPermissions::ALL).unwrap();
         ept
     }
 
@@ -1050,10 +949,7 @@ mod tests {
         let with_ad = EptPointer::new(0x1234_5000, true).unwrap();
         assert_eq!(with_ad.bits(), eptp.bits() | (1 << 6));
         assert!(with_ad.accessed_dirty());
-        assert_eq!(
-            EptPointer::new(0x1234_5008, false),
-            Err(EptError::BadTableAddress { phys: 0x1234_5008 })
-        );
+        assert_eq!(EptPointer::new(0x1234_5008, false), Err(EptError::BadTableAddress { phys: 0x1234_5008 }));
         assert!(EptPointer::new(1 << 52, false).is_err());
     }
 
@@ -1070,25 +966,14 @@ mod tests {
 
     #[test]
     fn entries_encode_the_documented_bits() {
-        let leaf = EptEntry::page(
-            0x20_0000,
-            PageSize::Size2MiB,
-            EptPermissions::READ_EXECUTE,
-            EptMemoryType::WriteBack,
-            true,
-        );
+        let leaf =
+            EptEntry::page(0x20_0000, PageSize::Size2MiB, EptPermissions::READ_EXECUTE, EptMemoryType::WriteBack, true);
         assert_eq!(leaf.0, 0x20_0000 | 0b101 | (6 << 3) | (1 << 6) | (1 << 7));
         assert!(leaf.is_present() && leaf.is_large_page() && leaf.ignore_pat());
         assert!(!leaf.accessed() && !leaf.dirty());
         assert!(EptEntry(leaf.0 | (1 << 8) | (1 << 9)).accessed());
         assert!(EptEntry(leaf.0 | (1 << 9)).dirty());
-        let small = EptEntry::page(
-            0x5000,
-            PageSize::Size4KiB,
-            EptPermissions::READ,
-            EptMemoryType::Uncacheable,
-            false,
-        );
+        let small = EptEntry::page(0x5000, PageSize::Size4KiB, EptPermissions::READ, EptMemoryType::Uncacheable, false);
         assert_eq!(small.0, 0x5000 | 1);
         let table = EptEntry::table(0x9000);
         assert_eq!(table.0, 0x9000 | 0b111);
@@ -1101,14 +986,10 @@ mod tests {
     #[test]
     fn permissions_are_kept_and_checked() {
         let mut ept = builder();
-        ept.map_4kib(0x1000, 0x8000_1000, EptPermissions::READ)
-            .unwrap();
-        ept.map_4kib(0x2000, 0x8000_2000, EptPermissions::READ_WRITE)
-            .unwrap();
-        ept.map_4kib(0x3000, 0x8000_3000, EptPermissions::READ_EXECUTE)
-            .unwrap();
-        ept.map_4kib(0x4000, 0x8000_4000, EptPermissions::EXECUTE)
-            .unwrap();
+        ept.map_4kib(0x1000, 0x8000_1000, EptPermissions::READ).unwrap();
+        ept.map_4kib(0x2000, 0x8000_2000, EptPermissions::READ_WRITE).unwrap();
+        ept.map_4kib(0x3000, 0x8000_3000, EptPermissions::READ_EXECUTE).unwrap();
+        ept.map_4kib(0x4000, 0x8000_4000, EptPermissions::EXECUTE).unwrap();
         for (gpa, rights) in [
             (0x1000, EptPermissions::READ),
             (0x2000, EptPermissions::READ_WRITE),
@@ -1119,9 +1000,7 @@ mod tests {
         }
         assert_eq!(
             ept.map_4kib(0x5000, 0x8000_5000, EptPermissions::WRITE),
-            Err(EptError::InvalidPermissions {
-                permissions: EptPermissions::WRITE
-            })
+            Err(EptError::InvalidPermissions { permissions: EptPermissions::WRITE })
         );
         assert!(matches!(
             ept.map_2mib(0x20_0000, 0x20_0000, EptPermissions::NONE),
@@ -1134,10 +1013,8 @@ mod tests {
     #[test]
     fn translate_walks_to_the_right_host_address() {
         let mut ept = builder();
-        ept.map_2mib(0x20_0000, 0x8000_0000, EptPermissions::ALL)
-            .unwrap();
-        ept.map_4kib(0x40_3000, 0x9000_5000, EptPermissions::READ)
-            .unwrap();
+        ept.map_2mib(0x20_0000, 0x8000_0000, EptPermissions::ALL).unwrap();
+        ept.map_4kib(0x40_3000, 0x9000_5000, EptPermissions::READ).unwrap();
         let large = ept.translate(0x20_1234).unwrap();
         assert_eq!(large.hpa, 0x8000_1234);
         assert_eq!(large.size, PageSize::Size2MiB);
@@ -1160,10 +1037,7 @@ mod tests {
             assert_eq!(leaf.entry.memory_type(), Some(EptMemoryType::WriteBack));
             assert!(!leaf.entry.ignore_pat());
         }
-        let options = EptOptions {
-            ignore_pat: true,
-            ..EptOptions::default()
-        };
+        let options = EptOptions { ignore_pat: true, ..EptOptions::default() };
         let mut ept = EptBuilder::new(VecTables::new(), options).unwrap();
         ept.map_2mib(0, 0x4000_0000, EptPermissions::ALL).unwrap();
         ept.map_page(
@@ -1197,10 +1071,7 @@ mod tests {
         let ept = guest_with_ram(ram);
         let all = leaves(&ept);
         let large = all.iter().filter(|l| l.size == PageSize::Size2MiB).count();
-        let small: Vec<&EptLeaf> = all
-            .iter()
-            .filter(|l| l.size == PageSize::Size4KiB)
-            .collect();
+        let small: Vec<&EptLeaf> = all.iter().filter(|l| l.size == PageSize::Size4KiB).collect();
         assert_eq!(large, 2);
         assert_eq!(small.len(), 3);
         assert_eq!(small[0].gpa, 4 * MIB);
@@ -1214,16 +1085,14 @@ mod tests {
     fn unaligned_host_blocks_and_starts_use_4kib_pages() {
         // A block that is only 4 KiB-aligned cannot back a large page.
         let mut ept = builder();
-        ept.map_range(0, &[0x4000_1000], 2 * MIB, EptPermissions::ALL)
-            .unwrap();
+        ept.map_range(0, &[0x4000_1000], 2 * MIB, EptPermissions::ALL).unwrap();
         let all = leaves(&ept);
         assert_eq!(all.len(), 512);
         assert!(all.iter().all(|l| l.size == PageSize::Size4KiB));
         assert_eq!(ept.translate(0x1234).unwrap().hpa, 0x4000_2234);
         // An unaligned guest start.
         let mut ept = builder();
-        ept.map_range(0x1000, &[0x4000_0000], 0x3000, EptPermissions::ALL)
-            .unwrap();
+        ept.map_range(0x1000, &[0x4000_0000], 0x3000, EptPermissions::ALL).unwrap();
         assert_eq!(leaves(&ept).len(), 3);
         assert_eq!(ept.translate(0x3000).unwrap().hpa, 0x4000_2000);
     }
@@ -1234,15 +1103,8 @@ mod tests {
             let ept = guest_with_ram(ram);
             let mut covered = 0;
             ept.for_each_leaf(|leaf| {
-                assert!(
-                    leaf.gpa + leaf.size.bytes() <= ram,
-                    "leaf {leaf:?} beyond {ram:#x}"
-                );
-                assert_eq!(
-                    leaf.hpa,
-                    0x4000_0000 + leaf.gpa,
-                    "contiguous blocks map linearly"
-                );
+                assert!(leaf.gpa + leaf.size.bytes() <= ram, "leaf {leaf:?} beyond {ram:#x}");
+                assert_eq!(leaf.hpa, 0x4000_0000 + leaf.gpa, "contiguous blocks map linearly");
                 covered += leaf.size.bytes();
             });
             assert_eq!(covered, ram);
@@ -1280,59 +1142,27 @@ mod tests {
         let mut ept = builder();
         assert_eq!(
             ept.map_4kib(0x1001, 0x2000, EptPermissions::ALL),
-            Err(EptError::Misaligned {
-                address: 0x1001,
-                required: PageSize::Size4KiB
-            })
+            Err(EptError::Misaligned { address: 0x1001, required: PageSize::Size4KiB })
         );
         assert_eq!(
             ept.map_4kib(0x1000, 0x2001, EptPermissions::ALL),
-            Err(EptError::Misaligned {
-                address: 0x2001,
-                required: PageSize::Size4KiB
-            })
+            Err(EptError::Misaligned { address: 0x2001, required: PageSize::Size4KiB })
         );
         assert_eq!(
             ept.map_2mib(0x1000, 0x20_0000, EptPermissions::ALL),
-            Err(EptError::Misaligned {
-                address: 0x1000,
-                required: PageSize::Size2MiB
-            })
+            Err(EptError::Misaligned { address: 0x1000, required: PageSize::Size2MiB })
         );
         assert_eq!(
             ept.map_2mib(0x20_0000, 0x1000, EptPermissions::ALL),
-            Err(EptError::Misaligned {
-                address: 0x1000,
-                required: PageSize::Size2MiB
-            })
+            Err(EptError::Misaligned { address: 0x1000, required: PageSize::Size2MiB })
         );
-        assert_eq!(
-            ept.map_4kib(1 << 48, 0, EptPermissions::ALL),
-            Err(EptError::GuestAddressTooLarge { gpa: 1 << 48 })
-        );
-        assert!(ept
-            .map_4kib((1 << 48) - 4096, 0, EptPermissions::ALL)
-            .is_ok());
-        assert_eq!(
-            ept.map_4kib(0, 1 << 52, EptPermissions::ALL),
-            Err(EptError::HostAddressTooLarge { hpa: 1 << 52 })
-        );
+        assert_eq!(ept.map_4kib(1 << 48, 0, EptPermissions::ALL), Err(EptError::GuestAddressTooLarge { gpa: 1 << 48 }));
+        assert!(ept.map_4kib((1 << 48) - 4096, 0, EptPermissions::ALL).is_ok());
+        assert_eq!(ept.map_4kib(0, 1 << 52, EptPermissions::ALL), Err(EptError::HostAddressTooLarge { hpa: 1 << 52 }));
+        assert!(matches!(ept.map_4kib(!0xFFF, 0, EptPermissions::ALL), Err(EptError::GuestAddressTooLarge { .. })));
         assert!(matches!(
-            ept.map_4kib(!0xFFF, 0, EptPermissions::ALL),
-            Err(EptError::GuestAddressTooLarge { .. })
-        ));
-        assert!(matches!(
-            ept.map_page(
-                0,
-                0,
-                PageSize::Size1GiB,
-                EptPermissions::ALL,
-                EptMemoryType::WriteBack
-            ),
-            Err(EptError::Misaligned {
-                required: PageSize::Size1GiB,
-                ..
-            })
+            ept.map_page(0, 0, PageSize::Size1GiB, EptPermissions::ALL, EptMemoryType::WriteBack),
+            Err(EptError::Misaligned { required: PageSize::Size1GiB, .. })
         ));
     }
 
@@ -1340,16 +1170,10 @@ mod tests {
     fn map_range_checks_inputs_first() {
         let mut ept = builder();
         let blocks = blocks_for(4 * MIB);
-        assert_eq!(
-            ept.map_range(0, &blocks, 0x1001, EptPermissions::ALL),
-            Err(EptError::BadLength { len: 0x1001 })
-        );
+        assert_eq!(ept.map_range(0, &blocks, 0x1001, EptPermissions::ALL), Err(EptError::BadLength { len: 0x1001 }));
         assert_eq!(
             ept.map_range(0, &blocks, 6 * MIB, EptPermissions::ALL),
-            Err(EptError::BlocksDoNotCover {
-                len: 6 * MIB,
-                blocks: 2
-            })
+            Err(EptError::BlocksDoNotCover { len: 6 * MIB, blocks: 2 })
         );
         assert!(matches!(
             ept.map_range(!0xFFF, &blocks, 4 * MIB, EptPermissions::ALL),
@@ -1368,16 +1192,9 @@ mod tests {
     fn refuses_double_mappings() {
         let mut ept = builder();
         ept.map_2mib(0, 0x4000_0000, EptPermissions::ALL).unwrap();
-        assert_eq!(
-            ept.map_2mib(0, 0x4020_0000, EptPermissions::ALL),
-            Err(EptError::AlreadyMapped { gpa: 0 })
-        );
-        assert_eq!(
-            ept.map_4kib(0x5000, 0x5000, EptPermissions::ALL),
-            Err(EptError::AlreadyMapped { gpa: 0x5000 })
-        );
-        ept.map_4kib(0x20_0000, 0x5000, EptPermissions::ALL)
-            .unwrap();
+        assert_eq!(ept.map_2mib(0, 0x4020_0000, EptPermissions::ALL), Err(EptError::AlreadyMapped { gpa: 0 }));
+        assert_eq!(ept.map_4kib(0x5000, 0x5000, EptPermissions::ALL), Err(EptError::AlreadyMapped { gpa: 0x5000 }));
+        ept.map_4kib(0x20_0000, 0x5000, EptPermissions::ALL).unwrap();
         assert_eq!(
             ept.map_4kib(0x20_0000, 0x6000, EptPermissions::ALL),
             Err(EptError::AlreadyMapped { gpa: 0x20_0000 })
@@ -1396,10 +1213,7 @@ mod tests {
         ));
         let mut ept = EptBuilder::new(VecTables::with_limit(3), EptOptions::default()).unwrap();
         ept.map_2mib(0, 0x4000_0000, EptPermissions::ALL).unwrap();
-        assert_eq!(
-            ept.map_4kib(0x20_0000, 0x5000, EptPermissions::ALL),
-            Err(EptError::OutOfTableMemory)
-        );
+        assert_eq!(ept.map_4kib(0x20_0000, 0x5000, EptPermissions::ALL), Err(EptError::OutOfTableMemory));
     }
 
     #[test]
@@ -1422,17 +1236,10 @@ mod tests {
         let all = leaves(&ept);
         assert_eq!(all.len(), 1 + 511);
         assert_eq!(ept.unmap_4kib(mmio), Err(EptError::NotMapped { gpa: mmio }));
-        assert_eq!(
-            ept.unmap_4kib(64 * MIB),
-            Err(EptError::NotMapped { gpa: 64 * MIB })
-        );
-        assert!(matches!(
-            ept.unmap_4kib(0x123),
-            Err(EptError::Misaligned { .. })
-        ));
+        assert_eq!(ept.unmap_4kib(64 * MIB), Err(EptError::NotMapped { gpa: 64 * MIB }));
+        assert!(matches!(ept.unmap_4kib(0x123), Err(EptError::Misaligned { .. })));
         // The page can be mapped again, e.g. to a different frame.
-        ept.map_4kib(mmio, 0x9999_0000, EptPermissions::READ)
-            .unwrap();
+        ept.map_4kib(mmio, 0x9999_0000, EptPermissions::READ).unwrap();
         assert_eq!(ept.translate(mmio).unwrap().hpa, 0x9999_0000);
     }
 
@@ -1448,14 +1255,8 @@ mod tests {
         assert_eq!(ept.allocator().freed.len(), 1);
         assert_eq!(ept.translate(4 * MIB), None);
         assert_eq!(ept.unmap_2mib(0), Err(EptError::NotMapped { gpa: 0 }));
-        assert_eq!(
-            ept.unmap_2mib(1 << 40),
-            Err(EptError::NotMapped { gpa: 1 << 40 })
-        );
-        assert!(matches!(
-            ept.unmap_2mib(0x1000),
-            Err(EptError::Misaligned { .. })
-        ));
+        assert_eq!(ept.unmap_2mib(1 << 40), Err(EptError::NotMapped { gpa: 1 << 40 }));
+        assert!(matches!(ept.unmap_2mib(0x1000), Err(EptError::Misaligned { .. })));
         assert_eq!(leaves(&ept).len(), 1);
     }
 
@@ -1472,19 +1273,9 @@ mod tests {
 
     #[test]
     fn errors_read_clearly() {
-        let text = EptError::Misaligned {
-            address: 0x1001,
-            required: PageSize::Size2MiB,
-        }
-        .to_string();
-        assert!(
-            text.contains("0x1001") && text.contains("0x200000"),
-            "{text}"
-        );
-        let text = EptError::InvalidPermissions {
-            permissions: EptPermissions::WRITE,
-        }
-        .to_string();
+        let text = EptError::Misaligned { address: 0x1001, required: PageSize::Size2MiB }.to_string();
+        assert!(text.contains("0x1001") && text.contains("0x200000"), "{text}");
+        let text = EptError::InvalidPermissions { permissions: EptPermissions::WRITE }.to_string();
         assert!(text.contains("-w-"), "{text}");
     }
 }

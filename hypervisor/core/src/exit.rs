@@ -460,10 +460,8 @@ impl CrAccessQualification {
 /// Name of a general-purpose register by its number in exit qualifications
 /// and instruction information (0 = "rax" ... 15 = "r15").
 pub const fn gpr_name(number: u8) -> &'static str {
-    const NAMES: [&str; 16] = [
-        "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
-        "r13", "r14", "r15",
-    ];
+    const NAMES: [&str; 16] =
+        ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
     NAMES[(number & 0xF) as usize]
 }
 
@@ -1163,10 +1161,7 @@ mod tests {
         assert_eq!(failure.basic(), 33);
         assert_eq!(failure.reason(), Some(ExitReason::EntryFailureGuestState));
         assert!(failure.entry_failure());
-        assert_eq!(
-            failure.to_string(),
-            "VM-entry failure due to invalid guest state (33) [VM-entry failure]"
-        );
+        assert_eq!(failure.to_string(), "VM-entry failure due to invalid guest state (33) [VM-entry failure]");
         let normal = RawExitReason(12);
         assert!(!normal.entry_failure());
         assert_eq!(normal.reason(), Some(ExitReason::Hlt));

@@ -91,24 +91,18 @@ pub enum GuestMemoryError {
 impl fmt::Display for GuestMemoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::OutOfRange { gpa, len, ram_size } => write!(
-                f,
-                "guest range {gpa:#x}+{len:#x} lies outside guest RAM of {ram_size:#x} bytes"
-            ),
-            Self::Overflow { gpa, len } => {
-                write!(
-                    f,
-                    "guest range {gpa:#x}+{len:#x} overflows the address space"
-                )
+            Self::OutOfRange { gpa, len, ram_size } => {
+                write!(f, "guest range {gpa:#x}+{len:#x} lies outside guest RAM of {ram_size:#x} bytes")
             }
-            Self::BadBlock { index, hpa } => write!(
-                f,
-                "RAM block {index} at host address {hpa:#x} is not 2 MiB-aligned below 2^52"
-            ),
-            Self::TooManyBlocks { count } => write!(
-                f,
-                "{count} RAM blocks requested, at most {MAX_BLOCKS} (1 GiB) are supported"
-            ),
+            Self::Overflow { gpa, len } => {
+                write!(f, "guest range {gpa:#x}+{len:#x} overflows the address space")
+            }
+            Self::BadBlock { index, hpa } => {
+                write!(f, "RAM block {index} at host address {hpa:#x} is not 2 MiB-aligned below 2^52")
+            }
+            Self::TooManyBlocks { count } => {
+                write!(f, "{count} RAM blocks requested, at most {MAX_BLOCKS} (1 GiB) are supported")
+            }
         }
     }
 }
@@ -126,18 +120,13 @@ pub struct GuestRamLayout {
 impl GuestRamLayout {
     /// A layout with no RAM yet; add blocks with [`push_block`](Self::push_block).
     pub const fn empty() -> Self {
-        Self {
-            blocks: [0; MAX_BLOCKS],
-            block_count: 0,
-        }
+        Self { blocks: [0; MAX_BLOCKS], block_count: 0 }
     }
 
     /// A layout from a complete block list (`blocks[i]` backs GPA `i * 2 MiB`).
     pub fn new(blocks: &[u64]) -> Result<Self, GuestMemoryError> {
         if blocks.len() > MAX_BLOCKS {
-            return Err(GuestMemoryError::TooManyBlocks {
-                count: blocks.len(),
-            });
+            return Err(GuestMemoryError::TooManyBlocks { count: blocks.len() });
         }
         let mut layout = Self::empty();
         for &hpa in blocks {
@@ -185,15 +174,9 @@ impl GuestRamLayout {
     /// Checks that `[gpa, gpa + len)` lies inside guest RAM, without overflowing.
     /// An empty range is fine anywhere up to and including the end of RAM.
     pub fn check_range(&self, gpa: u64, len: u64) -> Result<(), GuestMemoryError> {
-        let end = gpa
-            .checked_add(len)
-            .ok_or(GuestMemoryError::Overflow { gpa, len })?;
+        let end = gpa.checked_add(len).ok_or(GuestMemoryError::Overflow { gpa, len })?;
         if end > self.ram_size() {
-            return Err(GuestMemoryError::OutOfRange {
-                gpa,
-                len,
-                ram_size: self.ram_size(),
-            });
+            return Err(GuestMemoryError::OutOfRange { gpa, len, ram_size: self.ram_size() });
         }
         Ok(())
     }
@@ -205,12 +188,7 @@ impl GuestRamLayout {
     /// Checks the range first, so the iterator itself cannot fail.
     pub fn host_chunks(&self, gpa: u64, len: u64) -> Result<HostChunks<'_>, GuestMemoryError> {
         self.check_range(gpa, len)?;
-        Ok(HostChunks {
-            blocks: self.blocks(),
-            gpa,
-            remaining: len,
-            offset: 0,
-        })
+        Ok(HostChunks { blocks: self.blocks(), gpa, remaining: len, offset: 0 })
     }
 }
 
@@ -222,10 +200,7 @@ impl Default for GuestRamLayout {
 
 impl fmt::Debug for GuestRamLayout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GuestRamLayout")
-            .field("ram_size", &self.ram_size())
-            .field("blocks", &self.blocks())
-            .finish()
+        f.debug_struct("GuestRamLayout").field("ram_size", &self.ram_size()).field("blocks", &self.blocks()).finish()
     }
 }
 
@@ -271,11 +246,7 @@ impl Iterator for HostChunks<'_> {
                 _ => break,
             }
         }
-        let chunk = HostChunk {
-            hpa,
-            len,
-            offset: self.offset,
-        };
+        let chunk = HostChunk { hpa, len, offset: self.offset };
         self.gpa += len;
         self.remaining -= len;
         self.offset += len;
@@ -328,57 +299,24 @@ mod tests {
         assert_eq!(layout.check_range(ram - 1, 1), Ok(()));
         assert_eq!(
             layout.check_range(ram - 1, 2),
-            Err(GuestMemoryError::OutOfRange {
-                gpa: ram - 1,
-                len: 2,
-                ram_size: ram
-            })
+            Err(GuestMemoryError::OutOfRange { gpa: ram - 1, len: 2, ram_size: ram })
         );
-        assert!(matches!(
-            layout.check_range(ram + 1, 0),
-            Err(GuestMemoryError::OutOfRange { .. })
-        ));
-        assert_eq!(
-            layout.check_range(u64::MAX, 2),
-            Err(GuestMemoryError::Overflow {
-                gpa: u64::MAX,
-                len: 2
-            })
-        );
-        assert!(matches!(
-            layout.check_range(2, u64::MAX),
-            Err(GuestMemoryError::Overflow { .. })
-        ));
+        assert!(matches!(layout.check_range(ram + 1, 0), Err(GuestMemoryError::OutOfRange { .. })));
+        assert_eq!(layout.check_range(u64::MAX, 2), Err(GuestMemoryError::Overflow { gpa: u64::MAX, len: 2 }));
+        assert!(matches!(layout.check_range(2, u64::MAX), Err(GuestMemoryError::Overflow { .. })));
     }
 
     #[test]
     fn refuses_bad_blocks() {
-        assert_eq!(
-            GuestRamLayout::new(&[0, 0x1000]),
-            Err(GuestMemoryError::BadBlock {
-                index: 1,
-                hpa: 0x1000
-            })
-        );
-        assert!(matches!(
-            GuestRamLayout::new(&[1 << 52]),
-            Err(GuestMemoryError::BadBlock { index: 0, .. })
-        ));
+        assert_eq!(GuestRamLayout::new(&[0, 0x1000]), Err(GuestMemoryError::BadBlock { index: 1, hpa: 0x1000 }));
+        assert!(matches!(GuestRamLayout::new(&[1 << 52]), Err(GuestMemoryError::BadBlock { index: 0, .. })));
         assert!(GuestRamLayout::new(&[(1 << 52) - BLOCK_SIZE]).is_ok());
         let too_many: Vec<u64> = (0..MAX_BLOCKS as u64 + 1).map(|i| i * BLOCK_SIZE).collect();
-        assert_eq!(
-            GuestRamLayout::new(&too_many),
-            Err(GuestMemoryError::TooManyBlocks {
-                count: MAX_BLOCKS + 1
-            })
-        );
+        assert_eq!(GuestRamLayout::new(&too_many), Err(GuestMemoryError::TooManyBlocks { count: MAX_BLOCKS + 1 }));
         let full = GuestRamLayout::new(&too_many[..MAX_BLOCKS]).unwrap();
         assert_eq!(full.ram_size(), MAX_RAM_BYTES);
         let mut full = full;
-        assert!(matches!(
-            full.push_block(0),
-            Err(GuestMemoryError::TooManyBlocks { .. })
-        ));
+        assert!(matches!(full.push_block(0), Err(GuestMemoryError::TooManyBlocks { .. })));
     }
 
     #[test]
@@ -389,16 +327,8 @@ mod tests {
             chunks,
             [
                 // Blocks 0 and 1 are adjacent on the host: one chunk.
-                HostChunk {
-                    hpa: 0x4010_0000,
-                    len: 3 * MIB,
-                    offset: 0
-                },
-                HostChunk {
-                    hpa: 0x1000_0000,
-                    len: MIB,
-                    offset: 3 * MIB
-                },
+                HostChunk { hpa: 0x4010_0000, len: 3 * MIB, offset: 0 },
+                HostChunk { hpa: 0x1000_0000, len: MIB, offset: 3 * MIB },
             ]
         );
         let total: u64 = chunks.iter().map(|c| c.len).sum();
@@ -409,31 +339,13 @@ mod tests {
     fn chunks_inside_one_block_and_empty_ranges() {
         let layout = scattered();
         let chunks: Vec<HostChunk> = layout.host_chunks(4 * MIB + 16, 32).unwrap().collect();
-        assert_eq!(
-            chunks,
-            [HostChunk {
-                hpa: 0x1000_0010,
-                len: 32,
-                offset: 0
-            }]
-        );
+        assert_eq!(chunks, [HostChunk { hpa: 0x1000_0010, len: 32, offset: 0 }]);
         assert_eq!(layout.host_chunks(6 * MIB, 0).unwrap().count(), 0);
         // Exactly up to a discontinuity, then across it by one byte.
         let chunks: Vec<HostChunk> = layout.host_chunks(4 * MIB - 1, 2).unwrap().collect();
         assert_eq!(
             chunks,
-            [
-                HostChunk {
-                    hpa: 0x403F_FFFF,
-                    len: 1,
-                    offset: 0
-                },
-                HostChunk {
-                    hpa: 0x1000_0000,
-                    len: 1,
-                    offset: 1
-                },
-            ]
+            [HostChunk { hpa: 0x403F_FFFF, len: 1, offset: 0 }, HostChunk { hpa: 0x1000_0000, len: 1, offset: 1 },]
         );
     }
 
@@ -446,14 +358,7 @@ mod tests {
 
     #[test]
     fn errors_display_their_numbers() {
-        let text = std::format!(
-            "{}",
-            GuestMemoryError::OutOfRange {
-                gpa: 0x10,
-                len: 0x20,
-                ram_size: 0x200000
-            }
-        );
+        let text = std::format!("{}", GuestMemoryError::OutOfRange { gpa: 0x10, len: 0x20, ram_size: 0x200000 });
         assert!(text.contains("0x10") && text.contains("0x200000"), "{text}");
     }
 }

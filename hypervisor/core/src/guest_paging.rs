@@ -87,7 +87,7 @@ impl core::fmt::Display for GuestPagingError {
 
 /// Plans the identity tables for a guest with `ram_size` bytes of RAM.
 pub fn plan(ram_size: u64) -> Result<IdentityTables, GuestPagingError> {
-    if ram_size == 0 || ram_size % LARGE_PAGE != 0 {
+    if ram_size == 0 || !ram_size.is_multiple_of(LARGE_PAGE) {
         return Err(GuestPagingError::BadRamSize(ram_size));
     }
     if ram_size > MAX_IDENTITY_MAP {

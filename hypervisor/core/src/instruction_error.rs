@@ -149,9 +149,7 @@ impl VmInstructionError {
             Self::VmclearVmxonPointer => "VMCLEAR with VMXON pointer",
             Self::VmlaunchNonClearVmcs => "VMLAUNCH with non-clear VMCS",
             Self::VmresumeNonLaunchedVmcs => "VMRESUME with non-launched VMCS",
-            Self::VmresumeAfterVmxoff => {
-                "VMRESUME after VMXOFF (VMXOFF and VMXON between VMLAUNCH and VMRESUME)"
-            }
+            Self::VmresumeAfterVmxoff => "VMRESUME after VMXOFF (VMXOFF and VMXON between VMLAUNCH and VMRESUME)",
             Self::EntryInvalidControlFields => "VM entry with invalid control field(s)",
             Self::EntryInvalidHostState => "VM entry with invalid host-state field(s)",
             Self::VmptrldInvalidAddress => "VMPTRLD with invalid physical address",
@@ -160,9 +158,7 @@ impl VmInstructionError {
             Self::UnsupportedVmcsComponent => "VMREAD/VMWRITE from/to unsupported VMCS component",
             Self::VmwriteReadOnlyComponent => "VMWRITE to read-only VMCS component",
             Self::VmxonInVmxRoot => "VMXON executed in VMX root operation",
-            Self::EntryInvalidExecutiveVmcsPointer => {
-                "VM entry with invalid executive-VMCS pointer"
-            }
+            Self::EntryInvalidExecutiveVmcsPointer => "VM entry with invalid executive-VMCS pointer",
             Self::EntryNonLaunchedExecutiveVmcs => "VM entry with non-launched executive VMCS",
             Self::EntryExecutiveVmcsNotVmxonPointer => {
                 "VM entry with executive-VMCS pointer not VMXON pointer \

@@ -15,7 +15,6 @@
 #[cfg(test)]
 extern crate std;
 
-pub mod hypercall;
 pub mod blob;
 pub mod caps;
 pub mod config;
@@ -29,6 +28,7 @@ pub mod exit;
 pub mod guest_memory;
 pub mod guest_paging;
 pub mod guest_walk;
+pub mod hypercall;
 pub mod instruction_error;
 pub mod msr;
 pub mod start_state;

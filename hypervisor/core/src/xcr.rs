@@ -38,7 +38,6 @@ pub fn check_xcr0(index: u32, value: u64, supported: u64) -> Result<u64, XcrErro
     Ok(value)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,7 +74,13 @@ pub fn load(ram: &mut GuestRam, mode: StartMode, image: &[u8]) -> Result<EntryPo
 }
 
 /// Copies a flat image to `address`; it must end at or below `limit`.
-fn load_flat(ram: &mut GuestRam, mode: StartMode, image: &[u8], address: u64, limit: u64) -> Result<EntryPoint, LoadError> {
+fn load_flat(
+    ram: &mut GuestRam,
+    mode: StartMode,
+    image: &[u8],
+    address: u64,
+    limit: u64,
+) -> Result<EntryPoint, LoadError> {
     let room = limit.saturating_sub(address);
     if image.len() as u64 > room {
         return Err(LoadError::FlatImageTooLarge { size: image.len() as u64, limit: room });

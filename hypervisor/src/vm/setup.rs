@@ -31,7 +31,6 @@ const IA32_GS_BASE: u32 = 0xC000_0101;
 /// The PAT value after reset (SDM Vol. 3A, 13.12.4 "Programming the PAT").
 const PAT_POWER_ON: u64 = 0x0007_0406_0007_0406;
 
-
 /// The control words chosen for this CPU, computed once.
 #[derive(Debug, Clone, Copy)]
 pub struct Controls {
@@ -151,7 +150,7 @@ pub fn write_controls(
 }
 
 /// The preemption-timer value for a time slice: the timer counts down at the
-/// TSC rate divided by 2^IA32_VMX_MISC[4:0] (SDM Vol. 3C, 26.5.1).
+/// TSC rate divided by 2^IA32_VMX_MISC\[4:0\] (SDM Vol. 3C, 26.5.1).
 pub fn preemption_timer_value(caps: &VmxCapabilities, time_slice_ticks: u64) -> u64 {
     (time_slice_ticks >> caps.misc.preemption_timer_rate()).clamp(1, u64::from(u32::MAX))
 }
@@ -256,14 +255,54 @@ struct SegmentFields {
 }
 
 impl SegmentFields {
-    const CS: Self = Self::new(VmcsField::GuestCsSelector, VmcsField::GuestCsBase, VmcsField::GuestCsLimit, VmcsField::GuestCsAccessRights);
-    const SS: Self = Self::new(VmcsField::GuestSsSelector, VmcsField::GuestSsBase, VmcsField::GuestSsLimit, VmcsField::GuestSsAccessRights);
-    const DS: Self = Self::new(VmcsField::GuestDsSelector, VmcsField::GuestDsBase, VmcsField::GuestDsLimit, VmcsField::GuestDsAccessRights);
-    const ES: Self = Self::new(VmcsField::GuestEsSelector, VmcsField::GuestEsBase, VmcsField::GuestEsLimit, VmcsField::GuestEsAccessRights);
-    const FS: Self = Self::new(VmcsField::GuestFsSelector, VmcsField::GuestFsBase, VmcsField::GuestFsLimit, VmcsField::GuestFsAccessRights);
-    const GS: Self = Self::new(VmcsField::GuestGsSelector, VmcsField::GuestGsBase, VmcsField::GuestGsLimit, VmcsField::GuestGsAccessRights);
-    const TR: Self = Self::new(VmcsField::GuestTrSelector, VmcsField::GuestTrBase, VmcsField::GuestTrLimit, VmcsField::GuestTrAccessRights);
-    const LDTR: Self = Self::new(VmcsField::GuestLdtrSelector, VmcsField::GuestLdtrBase, VmcsField::GuestLdtrLimit, VmcsField::GuestLdtrAccessRights);
+    const CS: Self = Self::new(
+        VmcsField::GuestCsSelector,
+        VmcsField::GuestCsBase,
+        VmcsField::GuestCsLimit,
+        VmcsField::GuestCsAccessRights,
+    );
+    const SS: Self = Self::new(
+        VmcsField::GuestSsSelector,
+        VmcsField::GuestSsBase,
+        VmcsField::GuestSsLimit,
+        VmcsField::GuestSsAccessRights,
+    );
+    const DS: Self = Self::new(
+        VmcsField::GuestDsSelector,
+        VmcsField::GuestDsBase,
+        VmcsField::GuestDsLimit,
+        VmcsField::GuestDsAccessRights,
+    );
+    const ES: Self = Self::new(
+        VmcsField::GuestEsSelector,
+        VmcsField::GuestEsBase,
+        VmcsField::GuestEsLimit,
+        VmcsField::GuestEsAccessRights,
+    );
+    const FS: Self = Self::new(
+        VmcsField::GuestFsSelector,
+        VmcsField::GuestFsBase,
+        VmcsField::GuestFsLimit,
+        VmcsField::GuestFsAccessRights,
+    );
+    const GS: Self = Self::new(
+        VmcsField::GuestGsSelector,
+        VmcsField::GuestGsBase,
+        VmcsField::GuestGsLimit,
+        VmcsField::GuestGsAccessRights,
+    );
+    const TR: Self = Self::new(
+        VmcsField::GuestTrSelector,
+        VmcsField::GuestTrBase,
+        VmcsField::GuestTrLimit,
+        VmcsField::GuestTrAccessRights,
+    );
+    const LDTR: Self = Self::new(
+        VmcsField::GuestLdtrSelector,
+        VmcsField::GuestLdtrBase,
+        VmcsField::GuestLdtrLimit,
+        VmcsField::GuestLdtrAccessRights,
+    );
 
     const fn new(selector: VmcsField, base: VmcsField, limit: VmcsField, access_rights: VmcsField) -> Self {
         Self { selector, base, limit, access_rights }

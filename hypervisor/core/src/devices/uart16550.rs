@@ -216,11 +216,7 @@ impl Uart16550 {
                 if id == IIR_THR_EMPTY {
                     self.thr_empty_pending = false;
                 }
-                let fifos = if self.fifo_control & FCR_ENABLE != 0 {
-                    IIR_FIFOS_ENABLED
-                } else {
-                    0
-                };
+                let fifos = if self.fifo_control & FCR_ENABLE != 0 { IIR_FIFOS_ENABLED } else { 0 };
                 id | fifos
             }
             LINE_CONTROL => self.line_control,
@@ -460,10 +456,7 @@ mod tests {
         let mut uart = Uart16550::new();
         assert_eq!(uart.read(INTERRUPT_ID_FIFO_CONTROL), IIR_NONE);
         uart.write(INTERRUPT_ID_FIFO_CONTROL, 0x01);
-        assert_eq!(
-            uart.read(INTERRUPT_ID_FIFO_CONTROL),
-            IIR_FIFOS_ENABLED | IIR_NONE
-        );
+        assert_eq!(uart.read(INTERRUPT_ID_FIFO_CONTROL), IIR_FIFOS_ENABLED | IIR_NONE);
         uart.write(INTERRUPT_ID_FIFO_CONTROL, 0x00);
 
         // THR-empty: raised on enabling, acknowledged by reading IIR.
@@ -482,10 +475,7 @@ mod tests {
         uart.write(DATA, b'y');
         uart.push_input(b'z');
         assert_eq!(uart.read(INTERRUPT_ID_FIFO_CONTROL), IIR_RECEIVED_DATA);
-        uart.write(
-            INTERRUPT_ENABLE,
-            IER_THR_EMPTY | IER_RECEIVED_DATA | IER_LINE_STATUS,
-        );
+        uart.write(INTERRUPT_ENABLE, IER_THR_EMPTY | IER_RECEIVED_DATA | IER_LINE_STATUS);
         uart.push_input_bytes(&[0; INPUT_CAPACITY]);
         uart.push_input(0);
         assert_eq!(uart.read(INTERRUPT_ID_FIFO_CONTROL), IIR_LINE_STATUS);

@@ -77,7 +77,11 @@ fn field_of(register: VmcsMsr) -> VmcsField {
 }
 
 /// Checks and stores a write; `Ok(Err(..))` means "refuse with #GP".
-fn write_vmcs_msr(guest: &mut Guest, register: VmcsMsr, value: u64) -> Result<Result<(), Option<MsrWriteError>>, VmxError> {
+fn write_vmcs_msr(
+    guest: &mut Guest,
+    register: VmcsMsr,
+    value: u64,
+) -> Result<Result<(), Option<MsrWriteError>>, VmxError> {
     let checked = match register {
         VmcsMsr::Efer => {
             let current = guest.vcpu.read(VmcsField::GuestIa32Efer)?;

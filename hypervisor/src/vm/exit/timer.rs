@@ -1,6 +1,6 @@
 //! The VMX-preemption timer (SDM Vol. 3C, 26.5.1 "VMX-Preemption Timer"): it
 //! counts down while the guest runs, at the TSC rate divided by 2^N (N from
-//! IA32_VMX_MISC[4:0]), and exits at zero. The scheduler will switch guests
+//! IA32_VMX_MISC\[4:0\]), and exits at zero. The scheduler will switch guests
 //! here; for now the expiry is counted and the timer re-armed.
 
 use hypervisor_core::vmcs_field::VmcsField;

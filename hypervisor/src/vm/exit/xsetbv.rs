@@ -6,8 +6,8 @@
 //! state: the kernel is built soft-float) and remembered as the guest's own.
 
 use hypervisor_core::exit::InterruptionInfo;
-use hypervisor_core::xcr::check_xcr0;
 use hypervisor_core::vmcs_field::VmcsField;
+use hypervisor_core::xcr::check_xcr0;
 
 use crate::vm::guest::{Flow, Guest};
 use crate::vm::stats::Action;
