@@ -87,3 +87,39 @@ mod tests {
         assert_eq!(build_boot_blob(&[], LogLevel::Info), Err(BootBlobError::NoGuests));
     }
 }
+
+/// A deliberate defect in the boot blob, for checking that the kernel refuses
+/// damaged blobs with a clear message (tests and experiments; the CLI never
+/// sets one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobDamage {
+    /// One image byte flipped: the checksum no longer matches.
+    Checksum,
+    /// Version 2 in the header, checksum recomputed.
+    Version,
+    /// The first guest's image length pointing past the blob, checksum recomputed.
+    ImageBounds,
+}
+
+impl BlobDamage {
+    /// Applies the defect to an encoded blob.
+    pub fn apply(self, blob: &mut [u8]) {
+        match self {
+            BlobDamage::Checksum => {
+                if let Some(last) = blob.last_mut() {
+                    *last ^= 0xFF;
+                }
+            }
+            BlobDamage::Version => {
+                blob[8..12].copy_from_slice(&2u32.to_le_bytes());
+                let _ = hypervisor_core::blob::reseal(blob);
+            }
+            BlobDamage::ImageBounds => {
+                // The first record's `image_len` (record offset 80).
+                let at = hypervisor_core::blob::HEADER_LEN + 80;
+                blob[at..at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                let _ = hypervisor_core::blob::reseal(blob);
+            }
+        }
+    }
+}

@@ -226,7 +226,10 @@ fn write_disk_image(
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let blob = boot_blob::build_boot_blob(guests, options.log_level)?;
+    let mut blob = boot_blob::build_boot_blob(guests, options.log_level)?;
+    if let Some(damage) = options.blob_damage {
+        damage.apply(&mut blob);
+    }
     let blob_path = boot_blob::blob_path(run_dir);
     std::fs::write(&blob_path, &blob).map_err(|e| RunError::io("write the boot blob", &blob_path, e))?;
 

@@ -168,6 +168,9 @@ pub struct RunOptions {
     /// Where per-run directories are created. `None`: `<cargo target dir>/runs`
     /// (see [`crate::run_dir::default_runs_root`]).
     pub runs_root: Option<PathBuf>,
+    /// Damage the boot blob on purpose ([`crate::boot_blob::BlobDamage`]); `None`
+    /// (always, from the CLI) boots it as encoded.
+    pub blob_damage: Option<crate::boot_blob::BlobDamage>,
 }
 
 impl RunOptions {
@@ -187,6 +190,7 @@ impl Default for RunOptions {
             guests: GuestSpec::defaults(),
             machine_memory_mib: crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB,
             runs_root: None,
+            blob_damage: None,
         }
     }
 }

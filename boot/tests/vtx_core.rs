@@ -396,3 +396,50 @@ fn assert_exit_ring(run: &common::Booted, guest: &str, after: usize, last_reason
     }
     entries
 }
+
+/// Boots hello64 from a boot blob damaged in one way and checks that the
+/// kernel refuses it — with `expected` as the start of its message and a FAIL
+/// verdict — and starts no guest.
+#[track_caller]
+fn assert_damaged_blob_refused(damage: boot::boot_blob::BlobDamage, expected: &str) {
+    let hello64 = boot::payloads::find("hello64").and_then(|payload| payload.spec().ok());
+    let options = boot::RunOptions {
+        guests: vec![hello64.expect("hello64 is a built-in")],
+        blob_damage: Some(damage),
+        ..common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT)
+    };
+    let run = common::boot(&format!("Bochs boot with a damaged boot blob ({damage:?})"), &options);
+    let line = run.assert_line_starting_with("[hv ERROR] boot blob refused: ", "the kernel's refusal");
+    if !line.starts_with(expected) {
+        run.fail(&format!("for {damage:?} the refusal should start with {expected:?}, got {line:?}"));
+    }
+    if run.lines().any(|line| line.starts_with("[hello64]")) {
+        run.fail("no guest may run from a damaged blob");
+    }
+    run.assert_last_line("hypervisor: verdict FAIL: bad boot blob");
+    run.assert_failed();
+}
+
+#[test]
+fn a_blob_with_a_bad_checksum_is_refused() {
+    assert_damaged_blob_refused(
+        boot::boot_blob::BlobDamage::Checksum,
+        "[hv ERROR] boot blob refused: boot blob checksum mismatch",
+    );
+}
+
+#[test]
+fn a_blob_of_another_version_is_refused() {
+    assert_damaged_blob_refused(
+        boot::boot_blob::BlobDamage::Version,
+        "[hv ERROR] boot blob refused: boot blob version 2 is not supported (expected 1)",
+    );
+}
+
+#[test]
+fn a_blob_with_an_image_out_of_bounds_is_refused() {
+    assert_damaged_blob_refused(
+        boot::boot_blob::BlobDamage::ImageBounds,
+        "[hv ERROR] boot blob refused: guest 0: image at offset ",
+    );
+}

@@ -331,6 +331,24 @@ const fn records_end(count: usize) -> usize {
     HEADER_LEN + count * RECORD_LEN
 }
 
+/// Recomputes and stores the checksum of a blob whose bytes were changed
+/// after [`write_blob`]: tools and tests use it to build blobs that are damaged
+/// in one specific way (a bad version, an image out of bounds) yet carry a
+/// valid checksum, so the kernel's other checks can be seen to work.
+pub fn reseal(blob: &mut [u8]) -> Result<(), BlobError> {
+    if blob.len() < HEADER_LEN {
+        return Err(BlobError::TooShort { len: blob.len(), needed: HEADER_LEN });
+    }
+    let declared = read_u64(blob, 16).unwrap_or(u64::MAX);
+    let total = usize::try_from(declared).ok().filter(|&total| total >= HEADER_LEN && total <= blob.len());
+    let Some(total) = total else {
+        return Err(BlobError::LengthMismatch { declared, available: blob.len() });
+    };
+    let checksum = checksum_of(&blob[..total]);
+    blob[CHECKSUM_FIELD].copy_from_slice(&checksum.to_le_bytes());
+    Ok(())
+}
+
 /// The number of bytes [`write_blob`] needs for these guests.
 pub fn encoded_len(guests: &[BlobGuest<'_>]) -> Result<usize, BlobError> {
     if guests.len() > MAX_GUESTS {
@@ -567,6 +585,23 @@ fn decode_record<'a>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reseal_makes_a_changed_blob_pass_the_checksum_again() {
+        let image = [0x90u8; 32];
+        let guests = [BlobGuest { config: GuestConfig::new(GuestName::new("g").unwrap()), image: &image }];
+        let mut blob = std::vec![0u8; encoded_len(&guests).unwrap()];
+        write_blob(BlobSettings::default(), &guests, &mut blob).unwrap();
+        blob[8] = 2; // version 2
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::UnsupportedVersion { found: 2, .. })));
+        blob[8] = 1;
+        let last = blob.len() - 1;
+        blob[last] ^= 0xFF;
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ChecksumMismatch { .. })));
+        super::reseal(&mut blob).unwrap();
+        assert!(BootBlob::parse(&blob).is_ok());
+        assert!(super::reseal(&mut blob[..10]).is_err());
+    }
+
     use super::*;
     use std::string::ToString;
     use std::vec;
@@ -603,8 +638,9 @@ mod tests {
     }
 
     /// Recomputes the checksum after a test changed a field, so the test
-    /// reaches the check it aims at.
-    fn reseal(blob: &mut [u8]) {
+    /// reaches the check it aims at (the public [`super::reseal`], where the
+    /// declared length still fits).
+    fn reseal_for_test(blob: &mut [u8]) {
         let total = u64::from_le_bytes(blob[16..24].try_into().unwrap()) as usize;
         let checksum = checksum_of(&blob[..total.min(blob.len())]);
         blob[CHECKSUM_FIELD].copy_from_slice(&checksum.to_le_bytes());
@@ -706,17 +742,17 @@ mod tests {
 
         let mut blob = sample_blob();
         blob[8..12].copy_from_slice(&2u32.to_le_bytes());
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedVersion { found: 2, expected: 1 });
 
         let mut blob = sample_blob();
         blob[37] = 1; // bit 8: beyond the log level byte
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedFlags { flags: 0x104 });
 
         let mut blob = sample_blob();
         blob[12..16].copy_from_slice(&8u32.to_le_bytes());
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::BadHeaderLen { header_len: 8 });
     }
 
@@ -724,14 +760,14 @@ mod tests {
     fn refuses_too_many_guests_and_records_beyond_the_end() {
         let mut blob = sample_blob();
         blob[32..36].copy_from_slice(&17u32.to_le_bytes());
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::TooManyGuests { count: 17, max: MAX_GUESTS });
 
         // A header-only blob that claims one guest.
         let mut out = [0u8; HEADER_LEN];
         write_blob(BlobSettings::default(), &[], &mut out).unwrap();
         out[32] = 1;
-        reseal(&mut out);
+        reseal_for_test(&mut out);
         assert_eq!(BootBlob::parse(&out).unwrap_err(), BlobError::RecordOutOfBounds { guest: 0 });
     }
 
@@ -743,7 +779,7 @@ mod tests {
 
         let mut blob = sample_blob();
         put_u64(&mut blob, offset_field, len + 1);
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert!(matches!(
             BootBlob::parse(&blob),
             Err(BlobError::ImageOutOfBounds { guest: 1, offset, .. }) if offset == len + 1
@@ -752,19 +788,19 @@ mod tests {
         // offset + len overflows.
         let mut blob = sample_blob();
         put_u64(&mut blob, len_field, u64::MAX);
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ImageOutOfBounds { guest: 1, len: u64::MAX, .. })));
 
         // One byte too long.
         let mut blob = sample_blob();
         put_u64(&mut blob, len_field, IMAGE_B.len() as u64 + 1);
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ImageOutOfBounds { guest: 1, .. })));
 
         // Pointing back into the header.
         let mut blob = sample_blob();
         put_u64(&mut blob, offset_field, 0);
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ImageOutOfBounds { guest: 1, offset: 0, .. })));
     }
 
@@ -781,19 +817,19 @@ mod tests {
         for (field, value, is_expected) in cases {
             let mut blob = sample_blob();
             blob[record_at(0) + field] = value;
-            reseal(&mut blob);
+            reseal_for_test(&mut blob);
             let error = BootBlob::parse(&blob).unwrap_err();
             assert!(is_expected(&error), "field {field}: {error:?}");
         }
 
         let mut blob = sample_blob();
         blob[record_at(0)] = b' ';
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert!(matches!(BootBlob::parse(&blob), Err(BlobError::BadName { guest: 0, .. })));
 
         let mut blob = sample_blob();
         put_u64(&mut blob, record_at(0) + 40, 3 << 20);
-        reseal(&mut blob);
+        reseal_for_test(&mut blob);
         assert_eq!(
             BootBlob::parse(&blob).unwrap_err(),
             BlobError::BadConfig { guest: 0, error: ConfigError::RamNotBlockMultiple { ram_bytes: 3 << 20 } }
