@@ -60,10 +60,14 @@ impl Default for BochsConfig {
             log: LOG_FILE.to_string(),
             megs: crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB,
             ips: 20_000_000,
-            cpu_model: "corei7_icelake_u".to_string(),
+            cpu_model: DEFAULT_CPU_MODEL.to_string(),
         }
     }
 }
+
+/// The CPU model Bochs emulates unless `--bochs-cpu` names another: an Ice
+/// Lake client CPU, which has EPT, VPID and unrestricted guest.
+pub const DEFAULT_CPU_MODEL: &str = "corei7_icelake_u";
 
 /// The text of a `bochsrc` for `config`.
 pub fn bochsrc(config: &BochsConfig) -> String {

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use hypervisor_core::blob::{encoded_len, write_blob, BlobGuest, BlobSettings};
+use hypervisor_core::blob::{encoded_len, write_blob, BlobGuest, BlobSettings, TraceSelection};
 
 pub use crate::guest_images::LoadedGuest;
 use crate::options::LogLevel;
@@ -33,14 +33,29 @@ impl fmt::Display for BootBlobError {
 impl std::error::Error for BootBlobError {}
 
 /// Encodes the boot blob for `guests` with the kernel's `log_level`
-/// (format: `hypervisor_core::blob`).
-pub fn build_boot_blob(guests: &[LoadedGuest], log_level: LogLevel) -> Result<Vec<u8>, BootBlobError> {
+/// (format: `hypervisor_core::blob`). With `caps_report` (`--caps`) the
+/// kernel prints the capability explorer instead of running the guests.
+pub fn build_boot_blob(
+    guests: &[LoadedGuest],
+    log_level: LogLevel,
+    caps_report: bool,
+) -> Result<Vec<u8>, BootBlobError> {
+    build_traced_boot_blob(guests, log_level, caps_report, TraceSelection::None)
+}
+
+/// [`build_boot_blob`] with exit tracing (`--trace`) for the guests `trace` selects.
+pub fn build_traced_boot_blob(
+    guests: &[LoadedGuest],
+    log_level: LogLevel,
+    caps_report: bool,
+    trace: TraceSelection,
+) -> Result<Vec<u8>, BootBlobError> {
     if guests.is_empty() {
         return Err(BootBlobError::NoGuests);
     }
     let entries: Vec<BlobGuest<'_>> =
         guests.iter().map(|guest| BlobGuest { config: guest.config, image: &guest.image }).collect();
-    let settings = BlobSettings { log_level: log_level.as_u8() };
+    let settings = BlobSettings { log_level: log_level.as_u8(), caps_report, trace };
     let len = encoded_len(&entries).map_err(BootBlobError::Encoding)?;
     let mut blob = vec![0u8; len];
     let written = write_blob(settings, &entries, &mut blob).map_err(BootBlobError::Encoding)?;
@@ -68,7 +83,7 @@ mod tests {
             crate::payloads::BUILT_IN.iter().map(|payload| payload.spec().expect("a valid name")).collect();
         let guests = load_guests(&specs, DEFAULT_MACHINE_MEMORY_MIB, Firmware::Bios)
             .expect("the built-in guest images exist and pass the checks");
-        let blob = build_boot_blob(&guests, LogLevel::Debug).expect("the built-in guests encode");
+        let blob = build_boot_blob(&guests, LogLevel::Debug, false).expect("the built-in guests encode");
         let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
         assert_eq!(parsed.settings().log_level, LogLevel::Debug.as_u8());
         assert_eq!(parsed.guest_count(), guests.len());
@@ -84,7 +99,30 @@ mod tests {
 
     #[test]
     fn no_guests_is_an_error() {
-        assert_eq!(build_boot_blob(&[], LogLevel::Info), Err(BootBlobError::NoGuests));
+        assert_eq!(build_boot_blob(&[], LogLevel::Info, false), Err(BootBlobError::NoGuests));
+    }
+
+    #[test]
+    fn the_caps_report_flag_reaches_the_settings() {
+        let specs = [crate::payloads::BUILT_IN[0].spec().expect("a valid name")];
+        let guests = load_guests(&specs, DEFAULT_MACHINE_MEMORY_MIB, Firmware::Bios).expect("a built-in guest loads");
+        for caps_report in [false, true] {
+            let blob = build_boot_blob(&guests, LogLevel::Info, caps_report).expect("one guest encodes");
+            let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
+            assert_eq!(parsed.settings().caps_report, caps_report);
+            assert_eq!(parsed.guest_count(), 1, "the guests are packed even for --caps");
+        }
+    }
+
+    #[test]
+    fn the_trace_selection_reaches_the_settings() {
+        let specs = [crate::payloads::BUILT_IN[0].spec().expect("a valid name")];
+        let guests = load_guests(&specs, DEFAULT_MACHINE_MEMORY_MIB, Firmware::Bios).expect("a built-in guest loads");
+        for trace in [TraceSelection::None, TraceSelection::All, TraceSelection::Guest(0)] {
+            let blob = build_traced_boot_blob(&guests, LogLevel::Info, false, trace).expect("one guest encodes");
+            let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
+            assert_eq!(parsed.settings().trace, trace);
+        }
     }
 }
 

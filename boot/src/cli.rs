@@ -31,6 +31,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hypervisor_core::blob::TraceSelection;
 use hypervisor_core::config::{ExpectedOutcome, GuestConfig, GuestName, NameError, StartMode, MAX_NAME_LEN};
 
 use crate::config_file::{self, ConfigFileError, EntryProblem};
@@ -86,6 +87,14 @@ Machine and run:
   --timeout <SECONDS>    kill the emulator after this long [default: 300]
   --log-level <LEVEL>    the kernel's log level: error, warn, info (default),
                            debug (also shows the bootloader's serial log)
+  --caps                 print the capability explorer: every VT-x capability
+                           MSR of the (emulated) CPU, decoded bit by bit (see
+                           docs/capabilities.md); the guests are not run
+  --trace [GUEST]        print one line per VM exit (reason, decoded details,
+                           instruction bytes, what the hypervisor did) for
+                           every guest, or only the one named GUEST
+  --bochs-cpu <MODEL>    Bochs' CPU model, e.g. corei7_skylake_x or tigerlake
+                           [default: corei7_icelake_u]
   -h, --help             print this help
 
 Exit status: 0 if the hypervisor printed `hypervisor: verdict PASS` (every
@@ -154,6 +163,8 @@ pub enum UsageError {
     Config(ConfigFileError),
     /// A guest cannot join the run's guest list.
     Guests(GuestListError),
+    /// `--trace GUEST` names no guest of the run.
+    UnknownTraceGuest(String),
 }
 
 impl fmt::Display for UsageError {
@@ -186,6 +197,9 @@ impl fmt::Display for UsageError {
             ),
             UsageError::Config(error) => write!(f, "{error}"),
             UsageError::Guests(error) => write!(f, "{error}"),
+            UsageError::UnknownTraceGuest(name) => {
+                write!(f, "`--trace {name}`: the run has no guest named `{name}`")
+            }
         }
     }
 }
@@ -302,7 +316,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     // The guest of the last --guest or --guest-file, until the next guest option.
     let mut pending: Option<PendingGuest> = None;
     let mut list_guests = false;
-    let mut args = args.into_iter();
+    // `--trace`'s guest name is optional: peeking tells a name from the next option.
+    let mut trace: Option<TraceRequest> = None;
+    let mut args = args.into_iter().peekable();
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(UsageError::NotUnicode)?;
         if arg == "-h" || arg == "--help" {
@@ -445,6 +461,38 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
                     expected: "error, warn, info or debug",
                 })?;
             }
+            "--caps" => {
+                flag("--caps")?;
+                options.caps_report = true;
+            }
+            "--trace" => {
+                // `--trace=NAME`, `--trace NAME`, or `--trace` alone (before
+                // another option or at the end): every guest.
+                let named = match inline_value {
+                    Some(name) => Some(name),
+                    None => match args.next_if(|next| !next.to_string_lossy().starts_with('-')) {
+                        Some(next) => Some(next.into_string().map_err(UsageError::NotUnicode)?),
+                        None => None,
+                    },
+                };
+                trace = Some(match named {
+                    Some(name) => TraceRequest::Guest(name),
+                    None => TraceRequest::All,
+                });
+            }
+            "--bochs-cpu" => {
+                let text = value("--bochs-cpu")?;
+                // The name goes into the bochsrc: no spaces, commas or newlines.
+                let plain = |c: char| c.is_ascii_alphanumeric() || c == '_';
+                if text.is_empty() || !text.chars().all(plain) {
+                    return Err(UsageError::InvalidValue {
+                        option: "--bochs-cpu",
+                        value: text,
+                        expected: "a Bochs CPU model name (letters, digits and `_`), e.g. tigerlake",
+                    });
+                }
+                options.bochs_cpu_model = text;
+            }
             _ => return Err(UsageError::UnknownOption(name.to_string())),
         }
     }
@@ -457,7 +505,25 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     if !guests.is_empty() {
         options.guests = guests;
     }
+    options.trace = match trace {
+        None => TraceSelection::None,
+        Some(TraceRequest::All) => TraceSelection::All,
+        Some(TraceRequest::Guest(name)) => {
+            // At most 16 guests (`add_guest`), so the index fits the blob's byte.
+            let index = options.guests.iter().position(|guest| guest.config.name.as_str() == name);
+            match index.and_then(|index| u8::try_from(index).ok()) {
+                Some(index) => TraceSelection::Guest(index),
+                None => return Err(UsageError::UnknownTraceGuest(name)),
+            }
+        }
+    };
     Ok(Command::Run(options))
+}
+
+/// `--trace` as given: the guest's name is resolved once the guest list is complete.
+enum TraceRequest {
+    All,
+    Guest(String),
 }
 
 #[cfg(test)]
@@ -854,6 +920,26 @@ mod tests {
     }
 
     #[test]
+    fn caps_and_bochs_cpu() {
+        let defaults = run_options(&[]);
+        assert!(!defaults.caps_report);
+        assert_eq!(defaults.bochs_cpu_model, "corei7_icelake_u");
+        let options = run_options(&["--caps", "--bochs-cpu", "tigerlake"]);
+        assert!(options.caps_report);
+        assert_eq!(options.bochs_cpu_model, "tigerlake");
+        assert_eq!(run_options(&["--bochs-cpu=corei7_skylake_x"]).bochs_cpu_model, "corei7_skylake_x");
+        assert_eq!(parse(&["--caps=yes"]), Err(UsageError::UnexpectedValue("--caps")));
+        assert_eq!(parse(&["--bochs-cpu"]), Err(UsageError::MissingValue("--bochs-cpu")));
+        for bad in ["", "tiger lake", "a,b"] {
+            assert!(matches!(
+                parse(&["--bochs-cpu", bad]),
+                Err(UsageError::InvalidValue { option: "--bochs-cpu", .. })
+            ));
+        }
+        assert!(USAGE.contains("--caps") && USAGE.contains("--bochs-cpu <MODEL>"));
+    }
+
+    #[test]
     fn errors_read_well() {
         let error = UsageError::InvalidValue {
             option: "--emulator",
@@ -863,6 +949,45 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "invalid value `vmware` for `--emulator`: expected auto, bochs, qemu or qemu-kvm"
+        );
+    }
+
+    #[test]
+    fn trace_without_a_name_traces_every_guest() {
+        assert_eq!(run_options(&[]).trace, TraceSelection::None);
+        assert_eq!(run_options(&["--trace"]).trace, TraceSelection::All);
+        // The next argument is an option, not a guest name.
+        let options = run_options(&["--guest", "hello64", "--trace", "--timeout", "9"]);
+        assert_eq!(options.trace, TraceSelection::All);
+        assert_eq!(options.timeout, Duration::from_secs(9));
+        assert_eq!(run_options(&["--trace", "--guest", "hello64"]).trace, TraceSelection::All);
+    }
+
+    #[test]
+    fn trace_with_a_name_traces_that_guest() {
+        let args = ["--guest", "hello64", "--guest", "protected32", "--trace", "protected32"];
+        assert_eq!(run_options(&args).trace, TraceSelection::Guest(1));
+        let joined = ["--trace=hello64", "--guest", "hello64", "--guest", "protected32"];
+        assert_eq!(run_options(&joined).trace, TraceSelection::Guest(0));
+        // Names given with --name count, and the default guest list too.
+        let renamed = ["--guest", "hello64", "--name", "mine", "--trace", "mine", "--uefi"];
+        let options = run_options(&renamed);
+        assert_eq!(options.trace, TraceSelection::Guest(0));
+        assert!(options.uefi);
+        let default_index = payloads::default_guest_names().iter().position(|name| *name == "protected32");
+        let expected = TraceSelection::Guest(default_index.expect("protected32 is a default guest") as u8);
+        assert_eq!(run_options(&["--trace", "protected32"]).trace, expected);
+    }
+
+    #[test]
+    fn trace_of_an_unknown_guest_is_a_usage_error() {
+        assert_eq!(
+            parse(&["--guest", "hello64", "--trace", "nosuch"]),
+            Err(UsageError::UnknownTraceGuest("nosuch".into()))
+        );
+        assert_eq!(
+            parse(&["--trace", "hello64", "--guest", "protected32"]),
+            Err(UsageError::UnknownTraceGuest("hello64".into()))
         );
     }
 }

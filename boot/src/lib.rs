@@ -179,7 +179,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome, RunError> {
     let runs_root = options.runs_root.clone().unwrap_or_else(|| run_dir::default_runs_root(&options.kernel));
     let run_dir = run_dir::create_run_dir(&runs_root, machine.slug())?;
     let image_path = write_disk_image(options, &guests, &run_dir, firmware)?;
-    let (command, files) = emulator_command(machine, firmware, &run_dir, options.machine_memory_mib)?;
+    let (command, files) = emulator_command(machine, firmware, &run_dir, options)?;
 
     if options.stream {
         eprintln!(
@@ -226,7 +226,7 @@ fn write_disk_image(
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let mut blob = boot_blob::build_boot_blob(guests, options.log_level)?;
+    let mut blob = boot_blob::build_traced_boot_blob(guests, options.log_level, options.caps_report, options.trace)?;
     if let Some(damage) = options.blob_damage {
         damage.apply(&mut blob);
     }
@@ -251,16 +251,25 @@ struct EmulatorFiles {
 
 /// Step 6, first half: writes the emulator's configuration into `run_dir` and
 /// returns the command that starts it (stdio not yet set). The machine gets
-/// `memory_mib` MiB of memory.
+/// `options.machine_memory_mib` MiB of memory; Bochs emulates
+/// `options.bochs_cpu_model`.
 fn emulator_command(
     machine: Machine,
     firmware: Firmware,
     run_dir: &Path,
-    memory_mib: u32,
+    options: &RunOptions,
 ) -> Result<(Command, EmulatorFiles), RunError> {
+    let memory_mib = options.machine_memory_mib;
     Ok(match machine {
         Machine::Bochs => (
-            bochs::prepare(run_dir, &bochs::BochsConfig { megs: memory_mib, ..bochs::BochsConfig::default() })?,
+            bochs::prepare(
+                run_dir,
+                &bochs::BochsConfig {
+                    megs: memory_mib,
+                    cpu_model: options.bochs_cpu_model.clone(),
+                    ..bochs::BochsConfig::default()
+                },
+            )?,
             EmulatorFiles {
                 program: prerequisites::BOCHS_PROGRAM,
                 log: Some(bochs::LOG_FILE),

@@ -171,6 +171,15 @@ pub struct RunOptions {
     /// Damage the boot blob on purpose ([`crate::boot_blob::BlobDamage`]); `None`
     /// (always, from the CLI) boots it as encoded.
     pub blob_damage: Option<crate::boot_blob::BlobDamage>,
+    /// Print the capability explorer (`--caps`): the kernel reports every VMX
+    /// capability MSR, decoded bit by bit, instead of running the guests
+    /// (they are still packed into the boot blob).
+    pub caps_report: bool,
+    /// Bochs' CPU model (`--bochs-cpu`, bochsrc `cpu: model=...`).
+    pub bochs_cpu_model: String,
+    /// Which guests print a line per VM exit (`--trace [GUEST]`; the CLI
+    /// turns a guest's name into its index in [`RunOptions::guests`]).
+    pub trace: hypervisor_core::blob::TraceSelection,
 }
 
 impl RunOptions {
@@ -191,6 +200,9 @@ impl Default for RunOptions {
             machine_memory_mib: crate::machine_memory::DEFAULT_MACHINE_MEMORY_MIB,
             runs_root: None,
             blob_damage: None,
+            caps_report: false,
+            bochs_cpu_model: crate::bochs::DEFAULT_CPU_MODEL.to_string(),
+            trace: hypervisor_core::blob::TraceSelection::None,
         }
     }
 }

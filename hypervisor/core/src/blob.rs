@@ -20,7 +20,7 @@
 //! | 16 | 8 | `total_len` | length of the blob; bytes after it (ramdisk padding) are ignored |
 //! | 24 | 8 | `checksum` | FNV-1a 64 of bytes `[0, total_len)` with this field read as zero |
 //! | 32 | 4 | `guest_count` | number of guest records, at most [`MAX_GUESTS`] |
-//! | 36 | 4 | `flags` | bits 7:0 kernel log level ([`BlobSettings`]); bits 31:8 must be 0 |
+//! | 36 | 4 | `flags` | bits 7:0 kernel log level, bit 8 capability explorer, bits 23:16 trace selection ([`BlobSettings`]); other bits must be 0 |
 //!
 //! **Guest records**, `guest_count` of them from `header_len` on, each
 //! [`RECORD_LEN`] = 88 bytes:
@@ -71,29 +71,85 @@ pub const IMAGE_ALIGN: usize = 16;
 
 /// Bits of the header's `flags` word that carry the log level.
 const FLAGS_LOG_LEVEL_MASK: u32 = 0xFF;
+/// Bit 8 of the header's `flags`: print the capability explorer.
+const FLAGS_CAPS_REPORT: u32 = 1 << 8;
+/// Bits 23:16 of the header's `flags`: which guests to trace.
+const FLAGS_TRACE_SHIFT: u32 = 16;
+/// Every bit version 1 defines.
+const FLAGS_KNOWN: u32 = FLAGS_LOG_LEVEL_MASK | FLAGS_CAPS_REPORT | (0xFF << FLAGS_TRACE_SHIFT);
 
-/// Run-wide settings, carried in the header's `flags` word.
+/// Which guests print one line per VM exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TraceSelection {
+    /// No guest (the default).
+    #[default]
+    None,
+    /// The guest at this index of the blob.
+    Guest(u8),
+    /// Every guest.
+    All,
+}
+
+impl TraceSelection {
+    /// Whether the guest at `index` is traced.
+    pub const fn includes(self, index: usize) -> bool {
+        match self {
+            Self::None => false,
+            Self::Guest(traced) => traced as usize == index,
+            Self::All => true,
+        }
+    }
+
+    /// The encoding in bits 23:16 of `flags`: 0 none, 0xFF all, n + 1 guest n.
+    const fn to_byte(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Guest(index) => index + 1,
+            Self::All => 0xFF,
+        }
+    }
+
+    const fn from_byte(byte: u8) -> Self {
+        match byte {
+            0 => Self::None,
+            0xFF => Self::All,
+            n => Self::Guest(n - 1),
+        }
+    }
+}
+
+/// Run-wide settings, carried in the header's `flags` word: bits 7:0 the log
+/// level, bit 8 the capability explorer, bits 23:16 the trace selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BlobSettings {
     /// How much the kernel logs: 0 = the kernel's default; the runner sends
     /// 1 = error, 2 = warn, 3 = info, 4 = debug. Stored as is; the kernel's
     /// console decides what the numbers mean.
     pub log_level: u8,
+    /// Print every VMX capability MSR decoded, control by control.
+    pub caps_report: bool,
+    /// Which guests print a line per VM exit.
+    pub trace: TraceSelection,
 }
 
 impl BlobSettings {
     /// The header's `flags` word for these settings.
     pub const fn to_flags(self) -> u32 {
-        self.log_level as u32
+        let caps = if self.caps_report { FLAGS_CAPS_REPORT } else { 0 };
+        self.log_level as u32 | caps | ((self.trace.to_byte() as u32) << FLAGS_TRACE_SHIFT)
     }
 
     /// Decodes the header's `flags` word; unknown bits give
     /// [`BlobError::UnsupportedFlags`].
     pub const fn from_flags(flags: u32) -> Result<Self, BlobError> {
-        if flags & !FLAGS_LOG_LEVEL_MASK != 0 {
+        if flags & !FLAGS_KNOWN != 0 {
             return Err(BlobError::UnsupportedFlags { flags });
         }
-        Ok(Self { log_level: (flags & FLAGS_LOG_LEVEL_MASK) as u8 })
+        Ok(Self {
+            log_level: (flags & FLAGS_LOG_LEVEL_MASK) as u8,
+            caps_report: flags & FLAGS_CAPS_REPORT != 0,
+            trace: TraceSelection::from_byte((flags >> FLAGS_TRACE_SHIFT) as u8),
+        })
     }
 }
 
@@ -586,6 +642,19 @@ fn decode_record<'a>(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn settings_round_trip_through_flags() {
+        for trace in [TraceSelection::None, TraceSelection::Guest(0), TraceSelection::Guest(15), TraceSelection::All] {
+            for caps_report in [false, true] {
+                let settings = BlobSettings { log_level: 3, caps_report, trace };
+                assert_eq!(BlobSettings::from_flags(settings.to_flags()), Ok(settings));
+            }
+        }
+        assert!(TraceSelection::Guest(2).includes(2) && !TraceSelection::Guest(2).includes(1));
+        assert!(TraceSelection::All.includes(7) && !TraceSelection::None.includes(0));
+        assert_eq!(BlobSettings::from_flags(1 << 9), Err(BlobError::UnsupportedFlags { flags: 1 << 9 }));
+    }
+
+    #[test]
     fn reseal_makes_a_changed_blob_pass_the_checksum_again() {
         let image = [0x90u8; 32];
         let guests = [BlobGuest { config: GuestConfig::new(GuestName::new("g").unwrap()), image: &image }];
@@ -624,7 +693,7 @@ mod tests {
         (first, second)
     }
 
-    const SETTINGS: BlobSettings = BlobSettings { log_level: 4 };
+    const SETTINGS: BlobSettings = BlobSettings { log_level: 4, caps_report: false, trace: TraceSelection::None };
     const IMAGE_A: &[u8] = b"\x7fELF-pretend-image";
     const IMAGE_B: &[u8] = &[0xEB, 0xFE, 0x90];
 
@@ -746,9 +815,9 @@ mod tests {
         assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedVersion { found: 2, expected: 1 });
 
         let mut blob = sample_blob();
-        blob[37] = 1; // bit 8: beyond the log level byte
+        blob[37] = 2; // bit 9: between the capability-report bit and the trace byte
         reseal_for_test(&mut blob);
-        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedFlags { flags: 0x104 });
+        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedFlags { flags: 0x204 });
 
         let mut blob = sample_blob();
         blob[12..16].copy_from_slice(&8u32.to_le_bytes());

@@ -6,7 +6,7 @@
 //! whose owned bits differ from the read shadow exits (SDM Vol. 3C, 26.1.3);
 //! the instruction has not executed, so the hypervisor performs all of it:
 //! the checks the CPU would make (SDM Vol. 3A, 2.5 "Control Registers", and
-//! 9.8.5 "Initializing IA-32e Mode"), the guest-visible value (the shadow),
+//! 10.8.5 "Initializing IA-32e Mode"), the guest-visible value (the shadow),
 //! the value the CPU runs with (owned bits forced), and the switch into or out
 //! of IA-32e mode when CR0.PG changes with EFER.LME set.
 

@@ -1,6 +1,6 @@
 //! Identity page tables for a guest that starts in 64-bit mode.
 //!
-//! A CPU cannot be in IA-32e mode with paging off (SDM Vol. 3A, 9.8.5
+//! A CPU cannot be in IA-32e mode with paging off (SDM Vol. 3A, 10.8.5
 //! "Initializing IA-32e Mode"), so before a long-mode guest's first instruction
 //! the hypervisor writes a small set of 4-level page tables into the guest's own
 //! RAM and points the guest's CR3 at them. They identity-map the low 4 GiB (or all

@@ -17,6 +17,7 @@ extern crate std;
 
 pub mod blob;
 pub mod caps;
+pub mod caps_explorer;
 pub mod config;
 pub mod control_registers;
 pub mod controls;

@@ -89,7 +89,7 @@ pub const PASS_THROUGH: [u32; 7] =
 pub enum MsrWriteError {
     /// A reserved bit is set.
     ReservedBits(u64),
-    /// EFER.LME changes while paging is on (SDM Vol. 3A, 9.8.5).
+    /// EFER.LME changes while paging is on (SDM Vol. 3A, 10.8.5 "Initializing IA-32e Mode").
     LmeWithPaging,
     /// A PAT entry holds a reserved memory type (2, 3, or above 7).
     BadPatType(u64),

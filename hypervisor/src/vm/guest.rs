@@ -15,6 +15,7 @@ use crate::vm::loader::{self, EntryPoint, LoadError};
 use crate::vm::memory::{GuestRam, GuestRamError};
 use crate::vm::setup::{self, Controls};
 use crate::vm::stats::{Action, ExitStats};
+use crate::vm::trace;
 use crate::vm::Host;
 use crate::vmx::ept::{self, GuestEpt};
 use crate::vmx::read_tsc;
@@ -193,6 +194,8 @@ pub struct Guest {
     pub first_entry_tsc: u64,
     /// The guest's XCR0 (x87 only until it executes XSETBV).
     pub xcr0: u64,
+    /// Whether every exit prints a trace line (`--trace`, see `vm::trace`).
+    pub traced: bool,
 }
 
 impl Guest {
@@ -256,6 +259,7 @@ impl Guest {
             restart_count: 0,
             first_entry_tsc: 0,
             xcr0: 1,
+            traced: host.trace.includes(id),
         }))
     }
 
@@ -272,13 +276,35 @@ impl Guest {
         // XCR0 is not part of the VMCS: load this guest's own.
         crate::vmx::xsetbv(self.xcr0);
         self.first_entry_tsc = read_tsc();
+        // Tracing is decided once per run, not once per exit: the untraced
+        // loop is the loop without tracing, so tracing off costs nothing.
+        if self.traced {
+            return self.run_traced(host);
+        }
+        self.run_loop::<false>(host)
+    }
+
+    /// The exit loop of a traced guest, kept out of `run`'s way.
+    #[cold]
+    #[inline(never)]
+    fn run_traced(&mut self, host: &Host) -> GuestEnd {
+        self.run_loop::<true>(host)
+    }
+
+    /// Enters the guest and handles its exits until it ends; with `TRACED`,
+    /// every exit goes through [`trace::handle_traced`].
+    #[inline(always)]
+    fn run_loop<const TRACED: bool>(&mut self, host: &Host) -> GuestEnd {
         loop {
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
                 Err(error) => return self.crashed(Crash::Run(error), host),
             };
             let slot = self.stats.record(exit.basic_reason, exit.rip);
-            let flow = self.handle(&exit, slot, host).unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
+            // A constant: the compiler keeps only one arm (see `vm::trace`).
+            let result =
+                if TRACED { trace::handle_traced(self, &exit, slot, host) } else { self.handle(&exit, slot, host) };
+            let flow = result.unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
             let now = read_tsc();
             self.stats.add_ticks(exit.basic_reason, now - exit.tsc);
             // The CPU-time budget: checked at every exit; the preemption timer
@@ -312,7 +338,7 @@ impl Guest {
 
     /// The VMM: one arm per exit family, each in its own file under `vm/exit/`.
     #[inline(always)]
-    fn handle(&mut self, exit: &Exit, slot: usize, host: &Host) -> Result<Flow, VmxError> {
+    pub(super) fn handle(&mut self, exit: &Exit, slot: usize, host: &Host) -> Result<Flow, VmxError> {
         let kind = self.vcpu.decode(exit)?;
         self.stats.ring[slot].detail = detail_of(&kind);
         match kind {

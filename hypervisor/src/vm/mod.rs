@@ -6,6 +6,7 @@ pub mod loader;
 pub mod memory;
 pub mod setup;
 pub mod stats;
+pub mod trace;
 
 use hypervisor_core::blob::BootBlob;
 use hypervisor_core::caps::VmxCapabilities;
@@ -30,6 +31,8 @@ pub struct Host {
     /// Physical address of the MSR bitmap all guests share (read-only to them:
     /// the CPU only reads it).
     pub msr_bitmap: u64,
+    /// Which guests print a line per VM exit (`--trace`).
+    pub trace: hypervisor_core::blob::TraceSelection,
 }
 
 /// Maps the blob's log level (0 default, 1 error … 4 debug) onto the console's.
@@ -56,16 +59,23 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
         }
         Some(Ok(blob)) => blob,
     };
-    console::set_level(log_level_from_blob(blob.settings().log_level));
+    let settings = blob.settings();
+    console::set_level(log_level_from_blob(settings.log_level));
 
     if !on::cpu_has_vmx() {
         crate::error!("{}", on::VmxOnError::NoVmx);
         return Err("no VT-x");
     }
-    let (_raw, caps) = vmx::caps::read();
+    let (raw, caps) = vmx::caps::read();
     crate::info!("VT-x capabilities of this CPU:");
     for line in alloc::format!("{caps}").lines() {
         crate::info!("  {}", line);
+    }
+
+    if settings.caps_report {
+        // The capability explorer replaces the guest run.
+        vmx::caps::print_explorer(&raw, &caps);
+        return Ok(());
     }
 
     let controls = match setup::choose_controls(&caps) {
@@ -94,13 +104,8 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
             return Err("out of memory");
         }
     };
-    let host = Host {
-        caps,
-        controls,
-        cpuid_policy: CpuidPolicy::from_secondary_controls(0, (tsc_hz / 1000) as u32, controls.secondary),
-        tsc_hz,
-        msr_bitmap,
-    };
+    let cpuid_policy = CpuidPolicy::from_secondary_controls(0, (tsc_hz / 1000) as u32, controls.secondary);
+    let host = Host { caps, controls, cpuid_policy, tsc_hz, msr_bitmap, trace: settings.trace };
 
     let mut all_passed = true;
     let mut next_vpid: u16 = 1;

@@ -3,7 +3,7 @@
 //! [`enter_guest`] saves the host's callee-saved registers, records the stack
 //! pointer as the VMCS host RSP, loads the guest's general registers and
 //! executes VMLAUNCH (first entry after VMCLEAR) or VMRESUME (every later entry;
-//! SDM Vol. 3C, 26.1 "Basic VM-Entry Checks": the launch state must match).
+//! SDM Vol. 3C, 27.1 "Basic VM-Entry Checks": the launch state must match).
 //!
 //! When the guest exits, the CPU loads the host state from the VMCS (SDM Vol. 3C,
 //! 28.5 "Loading Host State"): RIP = [`vm_exit_landing`], RSP = the value
