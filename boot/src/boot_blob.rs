@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use hypervisor_core::blob::{encoded_len, write_blob, BlobGuest, BlobSettings, TraceSelection};
+use hypervisor_core::blob::{encoded_len, write_blob, BlobGuest, BlobSettings, StepSelection, TraceSelection};
 
 pub use crate::guest_images::LoadedGuest;
 use crate::options::LogLevel;
@@ -50,12 +50,29 @@ pub fn build_traced_boot_blob(
     caps_report: bool,
     trace: TraceSelection,
 ) -> Result<Vec<u8>, BootBlobError> {
+    build_stepped_boot_blob(guests, log_level, caps_report, trace, StepSelection::None)
+}
+
+/// [`build_traced_boot_blob`] with single-stepping (`--step GUEST`) of the guest `step` selects.
+pub fn build_stepped_boot_blob(
+    guests: &[LoadedGuest],
+    log_level: LogLevel,
+    caps_report: bool,
+    trace: TraceSelection,
+    step: StepSelection,
+) -> Result<Vec<u8>, BootBlobError> {
+    let settings = BlobSettings { log_level: log_level.as_u8(), caps_report, trace, step, ..BlobSettings::default() };
+    build_boot_blob_with(guests, settings)
+}
+
+/// Builds a boot blob with every run-wide setting given ([`BlobSettings`],
+/// e.g. `--break-entry`'s rule in `break_entry`).
+pub fn build_boot_blob_with(guests: &[LoadedGuest], settings: BlobSettings) -> Result<Vec<u8>, BootBlobError> {
     if guests.is_empty() {
         return Err(BootBlobError::NoGuests);
     }
     let entries: Vec<BlobGuest<'_>> =
         guests.iter().map(|guest| BlobGuest { config: guest.config, image: &guest.image }).collect();
-    let settings = BlobSettings { log_level: log_level.as_u8(), caps_report, trace };
     let len = encoded_len(&entries).map_err(BootBlobError::Encoding)?;
     let mut blob = vec![0u8; len];
     let written = write_blob(settings, &entries, &mut blob).map_err(BootBlobError::Encoding)?;
@@ -123,6 +140,11 @@ mod tests {
             let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
             assert_eq!(parsed.settings().trace, trace);
         }
+        let step = StepSelection::Guest(0);
+        let blob = build_stepped_boot_blob(&guests, LogLevel::Info, false, TraceSelection::None, step)
+            .expect("one guest encodes");
+        let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
+        assert_eq!(parsed.settings().step, step);
     }
 }
 

@@ -31,7 +31,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hypervisor_core::blob::TraceSelection;
+use hypervisor_core::blob::{StepSelection, TraceSelection};
 use hypervisor_core::config::{ExpectedOutcome, GuestConfig, GuestName, NameError, StartMode, MAX_NAME_LEN};
 
 use crate::config_file::{self, ConfigFileError, EntryProblem};
@@ -93,6 +93,16 @@ Machine and run:
   --trace [GUEST]        print one line per VM exit (reason, decoded details,
                            instruction bytes, what the hypervisor did) for
                            every guest, or only the one named GUEST
+  --step <GUEST>         single-step the guest named GUEST with the monitor
+                           trap flag: one line per instruction (address,
+                           instruction bytes, registers it changed); see
+                           docs/single-step.md
+  --break-entry <RULE>   make the first guest's VMCS break the VM-entry rule
+                           RULE (an id or name from --list-entry-rules), print
+                           the software checker's diagnosis, then launch
+                           anyway to show the CPU's answer; see
+                           docs/entry-checks.md
+  --list-entry-rules     list the software VM-entry checks, then exit
   --bochs-cpu <MODEL>    Bochs' CPU model, e.g. corei7_skylake_x or tigerlake
                            [default: corei7_icelake_u]
   -h, --help             print this help
@@ -114,6 +124,20 @@ pub enum Command {
     Help,
     /// Print the built-in guests ([`payloads::listing`]).
     ListGuests,
+    /// Print the software VM-entry rules ([`entry_rules_listing`]).
+    ListEntryRules,
+}
+
+/// `--list-entry-rules`: one line per rule of
+/// `hypervisor_core::entry_check`, `*` marking those `--break-entry` can break.
+pub fn entry_rules_listing() -> String {
+    use hypervisor_core::entry_check::EntryRule;
+    let mut text = String::from("VM-entry rules the software checker knows (* = --break-entry can break it):\n");
+    for rule in EntryRule::ALL {
+        let mark = if rule.breakable() { '*' } else { ' ' };
+        text.push_str(&format!("{mark}{:>3}  {:<32} {}\n", rule.id(), rule.name(), rule));
+    }
+    text
 }
 
 /// A command line that cannot be understood.
@@ -165,6 +189,8 @@ pub enum UsageError {
     Guests(GuestListError),
     /// `--trace GUEST` names no guest of the run.
     UnknownTraceGuest(String),
+    /// `--step GUEST` names no guest of the run.
+    UnknownStepGuest(String),
 }
 
 impl fmt::Display for UsageError {
@@ -199,6 +225,9 @@ impl fmt::Display for UsageError {
             UsageError::Guests(error) => write!(f, "{error}"),
             UsageError::UnknownTraceGuest(name) => {
                 write!(f, "`--trace {name}`: the run has no guest named `{name}`")
+            }
+            UsageError::UnknownStepGuest(name) => {
+                write!(f, "`--step {name}`: the run has no guest named `{name}`")
             }
         }
     }
@@ -316,8 +345,11 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     // The guest of the last --guest or --guest-file, until the next guest option.
     let mut pending: Option<PendingGuest> = None;
     let mut list_guests = false;
+    let mut list_entry_rules = false;
     // `--trace`'s guest name is optional: peeking tells a name from the next option.
     let mut trace: Option<TraceRequest> = None;
+    // `--step`'s guest name, resolved once the guest list is complete.
+    let mut step: Option<String> = None;
     let mut args = args.into_iter().peekable();
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(UsageError::NotUnicode)?;
@@ -480,6 +512,25 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
                     None => TraceRequest::All,
                 });
             }
+            "--step" => step = Some(value("--step")?),
+            "--break-entry" => {
+                let text = value("--break-entry")?;
+                let rule = hypervisor_core::entry_check::EntryRule::parse(&text);
+                options.break_entry = match rule {
+                    Some(rule) if rule.breakable() => rule.id(),
+                    _ => {
+                        return Err(UsageError::InvalidValue {
+                            option: "--break-entry",
+                            value: text,
+                            expected: "a rule id or name marked * in --list-entry-rules",
+                        })
+                    }
+                };
+            }
+            "--list-entry-rules" => {
+                flag("--list-entry-rules")?;
+                list_entry_rules = true;
+            }
             "--bochs-cpu" => {
                 let text = value("--bochs-cpu")?;
                 // The name goes into the bochsrc: no spaces, commas or newlines.
@@ -502,6 +553,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     if list_guests {
         return Ok(Command::ListGuests);
     }
+    if list_entry_rules {
+        return Ok(Command::ListEntryRules);
+    }
     if !guests.is_empty() {
         options.guests = guests;
     }
@@ -517,6 +571,13 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
             }
         }
     };
+    if let Some(name) = step {
+        let index = options.guests.iter().position(|guest| guest.config.name.as_str() == name);
+        options.step = match index.and_then(|index| u8::try_from(index).ok()) {
+            Some(index) => StepSelection::Guest(index),
+            None => return Err(UsageError::UnknownStepGuest(name)),
+        };
+    }
     Ok(Command::Run(options))
 }
 
@@ -977,6 +1038,40 @@ mod tests {
         let default_index = payloads::default_guest_names().iter().position(|name| *name == "protected32");
         let expected = TraceSelection::Guest(default_index.expect("protected32 is a default guest") as u8);
         assert_eq!(run_options(&["--trace", "protected32"]).trace, expected);
+    }
+
+    #[test]
+    fn break_entry_takes_a_breakable_rule_by_id_or_name() {
+        assert_eq!(run_options(&[]).break_entry, 0);
+        assert_eq!(run_options(&["--break-entry", "26"]).break_entry, 26);
+        assert_eq!(run_options(&["--break-entry", "link-pointer"]).break_entry, 42);
+        assert!(matches!(
+            parse(&["--break-entry", "pin-controls"]),
+            Err(UsageError::InvalidValue { option: "--break-entry", .. })
+        ));
+        assert!(matches!(parse(&["--break-entry", "nope"]), Err(UsageError::InvalidValue { .. })));
+        assert_eq!(parse(&["--list-entry-rules"]), Ok(Command::ListEntryRules));
+        assert!(entry_rules_listing().contains("* 26  rflags-reserved"));
+        assert!(USAGE.contains("--break-entry <RULE>"));
+    }
+
+    #[test]
+    fn step_names_one_guest() {
+        assert_eq!(run_options(&[]).step, StepSelection::None);
+        let args = ["--guest", "hello64", "--guest", "realmode16", "--step", "realmode16"];
+        assert_eq!(run_options(&args).step, StepSelection::Guest(1));
+        let joined = ["--step=hello64", "--guest", "hello64", "--trace"];
+        let options = run_options(&joined);
+        assert_eq!(options.step, StepSelection::Guest(0));
+        assert_eq!(options.trace, TraceSelection::All);
+        // The name is required, and must be a guest of the run.
+        assert_eq!(parse(&["--guest", "hello64", "--step"]), Err(UsageError::MissingValue("--step")));
+        assert_eq!(
+            parse(&["--guest", "hello64", "--step", "nosuch"]),
+            Err(UsageError::UnknownStepGuest("nosuch".into()))
+        );
+        assert_eq!(UsageError::UnknownStepGuest("x".into()).to_string(), "`--step x`: the run has no guest named `x`");
+        assert!(USAGE.contains("--step <GUEST>"));
     }
 
     #[test]

@@ -226,7 +226,14 @@ fn write_disk_image(
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         });
     }
-    let mut blob = boot_blob::build_traced_boot_blob(guests, options.log_level, options.caps_report, options.trace)?;
+    let settings = hypervisor_core::blob::BlobSettings {
+        log_level: options.log_level.as_u8(),
+        caps_report: options.caps_report,
+        trace: options.trace,
+        step: options.step,
+        break_entry: options.break_entry,
+    };
+    let mut blob = boot_blob::build_boot_blob_with(guests, settings)?;
     if let Some(damage) = options.blob_damage {
         damage.apply(&mut blob);
     }

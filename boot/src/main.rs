@@ -30,6 +30,10 @@ fn main() -> ExitCode {
             println!("{}", boot::payloads::listing());
             return ExitCode::SUCCESS;
         }
+        Ok(Command::ListEntryRules) => {
+            print!("{}", cli::entry_rules_listing());
+            return ExitCode::SUCCESS;
+        }
         Err(error @ cli::UsageError::Config(_)) => {
             eprintln!("runner: error: {error}");
             return ExitCode::from(EXIT_USAGE);

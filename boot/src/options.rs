@@ -180,6 +180,12 @@ pub struct RunOptions {
     /// Which guests print a line per VM exit (`--trace [GUEST]`; the CLI
     /// turns a guest's name into its index in [`RunOptions::guests`]).
     pub trace: hypervisor_core::blob::TraceSelection,
+    /// Which guest runs one instruction at a time, printing a line per
+    /// instruction (`--step GUEST`, resolved to its index like `--trace`).
+    pub step: hypervisor_core::blob::StepSelection,
+    /// The VM-entry rule the first guest's VMCS breaks on purpose
+    /// (`--break-entry`; an id of `hypervisor_core::entry_check::EntryRule`, 0 = none).
+    pub break_entry: u8,
 }
 
 impl RunOptions {
@@ -203,6 +209,8 @@ impl Default for RunOptions {
             caps_report: false,
             bochs_cpu_model: crate::bochs::DEFAULT_CPU_MODEL.to_string(),
             trace: hypervisor_core::blob::TraceSelection::None,
+            step: hypervisor_core::blob::StepSelection::None,
+            break_entry: 0,
         }
     }
 }

@@ -20,7 +20,7 @@
 //! | 16 | 8 | `total_len` | length of the blob; bytes after it (ramdisk padding) are ignored |
 //! | 24 | 8 | `checksum` | FNV-1a 64 of bytes `[0, total_len)` with this field read as zero |
 //! | 32 | 4 | `guest_count` | number of guest records, at most [`MAX_GUESTS`] |
-//! | 36 | 4 | `flags` | bits 7:0 kernel log level, bit 8 capability explorer, bits 23:16 trace selection ([`BlobSettings`]); other bits must be 0 |
+//! | 36 | 4 | `flags` | bits 7:0 kernel log level, bit 8 capability explorer, bits 15:9 entry rule to break, bits 23:16 trace selection, bits 31:24 single-step selection ([`BlobSettings`]); an unknown rule id is refused |
 //!
 //! **Guest records**, `guest_count` of them from `header_len` on, each
 //! [`RECORD_LEN`] = 88 bytes:
@@ -73,10 +73,21 @@ pub const IMAGE_ALIGN: usize = 16;
 const FLAGS_LOG_LEVEL_MASK: u32 = 0xFF;
 /// Bit 8 of the header's `flags`: print the capability explorer.
 const FLAGS_CAPS_REPORT: u32 = 1 << 8;
+/// Bits 15:9 of the header's `flags`: the id of a VM-entry rule the first
+/// guest's VMCS is made to break (`--break-entry`, [`crate::entry_check::EntryRule`]), 0 = none.
+const FLAGS_BREAK_ENTRY_SHIFT: u32 = 9;
 /// Bits 23:16 of the header's `flags`: which guests to trace.
 const FLAGS_TRACE_SHIFT: u32 = 16;
+/// Bits 31:24 of the header's `flags`: which guest to single-step.
+const FLAGS_STEP_SHIFT: u32 = 24;
 /// Every bit version 1 defines.
-const FLAGS_KNOWN: u32 = FLAGS_LOG_LEVEL_MASK | FLAGS_CAPS_REPORT | (0xFF << FLAGS_TRACE_SHIFT);
+const FLAGS_KNOWN: u32 = FLAGS_LOG_LEVEL_MASK
+    | FLAGS_CAPS_REPORT
+    | (0x7F << FLAGS_BREAK_ENTRY_SHIFT)
+    | (0xFF << FLAGS_TRACE_SHIFT)
+    | (0xFF << FLAGS_STEP_SHIFT);
+// The fields tile the whole word: a new setting needs a new header version.
+const _: () = assert!(FLAGS_KNOWN == u32::MAX);
 
 /// Which guests print one line per VM exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,8 +129,45 @@ impl TraceSelection {
     }
 }
 
+/// Which guest runs one instruction at a time (`--step GUEST`): at most one,
+/// since every instruction prints a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepSelection {
+    /// No guest (the default).
+    #[default]
+    None,
+    /// The guest at this index of the blob.
+    Guest(u8),
+}
+
+impl StepSelection {
+    /// Whether the guest at `index` is single-stepped.
+    pub const fn includes(self, index: usize) -> bool {
+        match self {
+            Self::None => false,
+            Self::Guest(stepped) => stepped as usize == index,
+        }
+    }
+
+    /// The encoding in bits 31:24 of `flags`: 0 none, n + 1 guest n.
+    const fn to_byte(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Guest(index) => index.saturating_add(1),
+        }
+    }
+
+    const fn from_byte(byte: u8) -> Self {
+        match byte {
+            0 => Self::None,
+            n => Self::Guest(n - 1),
+        }
+    }
+}
+
 /// Run-wide settings, carried in the header's `flags` word: bits 7:0 the log
-/// level, bit 8 the capability explorer, bits 23:16 the trace selection.
+/// level, bit 8 the capability explorer, bits 23:16 the trace selection,
+/// bits 31:24 the single-step selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BlobSettings {
     /// How much the kernel logs: 0 = the kernel's default; the runner sends
@@ -130,25 +178,40 @@ pub struct BlobSettings {
     pub caps_report: bool,
     /// Which guests print a line per VM exit.
     pub trace: TraceSelection,
+    /// Which guest is single-stepped (bits 31:24).
+    pub step: StepSelection,
+    /// The id of the VM-entry rule to break in the first guest's VMCS (bits
+    /// 15:9; 0 = none): see [`crate::entry_check::EntryRule::from_id`].
+    pub break_entry: u8,
 }
 
 impl BlobSettings {
     /// The header's `flags` word for these settings.
     pub const fn to_flags(self) -> u32 {
         let caps = if self.caps_report { FLAGS_CAPS_REPORT } else { 0 };
-        self.log_level as u32 | caps | ((self.trace.to_byte() as u32) << FLAGS_TRACE_SHIFT)
+        self.log_level as u32
+            | caps
+            | ((self.trace.to_byte() as u32) << FLAGS_TRACE_SHIFT)
+            | ((self.step.to_byte() as u32) << FLAGS_STEP_SHIFT)
+            | (((self.break_entry & 0x7F) as u32) << FLAGS_BREAK_ENTRY_SHIFT)
     }
 
     /// Decodes the header's `flags` word; unknown bits give
     /// [`BlobError::UnsupportedFlags`].
     pub const fn from_flags(flags: u32) -> Result<Self, BlobError> {
-        if flags & !FLAGS_KNOWN != 0 {
+        let break_entry = ((flags >> FLAGS_BREAK_ENTRY_SHIFT) & 0x7F) as u8;
+        let unknown_rule = break_entry != 0 && crate::entry_check::EntryRule::from_id(break_entry).is_none();
+        // Every bit of `flags` has a meaning now (see `FLAGS_KNOWN`): only an
+        // unknown entry rule is left to refuse.
+        if unknown_rule {
             return Err(BlobError::UnsupportedFlags { flags });
         }
         Ok(Self {
             log_level: (flags & FLAGS_LOG_LEVEL_MASK) as u8,
             caps_report: flags & FLAGS_CAPS_REPORT != 0,
             trace: TraceSelection::from_byte((flags >> FLAGS_TRACE_SHIFT) as u8),
+            step: StepSelection::from_byte((flags >> FLAGS_STEP_SHIFT) as u8),
+            break_entry,
         })
     }
 }
@@ -198,7 +261,7 @@ pub enum BlobError {
         /// Checksum of the bytes.
         computed: u64,
     },
-    /// `flags` bits this version does not know (bits 31:8).
+    /// `flags` bits this version does not know.
     UnsupportedFlags {
         /// The flags found.
         flags: u32,
@@ -642,16 +705,42 @@ fn decode_record<'a>(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn break_entry_travels_in_bits_15_to_9() {
+        let settings = BlobSettings { break_entry: 26, ..BlobSettings::default() };
+        assert_eq!(settings.to_flags(), 26 << 9);
+        assert_eq!(BlobSettings::from_flags(26 << 9), Ok(settings));
+        let all = BlobSettings {
+            log_level: 5,
+            caps_report: true,
+            trace: TraceSelection::All,
+            step: StepSelection::Guest(3),
+            break_entry: 42,
+        };
+        assert_eq!(BlobSettings::from_flags(all.to_flags()), Ok(all));
+    }
+
+    #[test]
     fn settings_round_trip_through_flags() {
         for trace in [TraceSelection::None, TraceSelection::Guest(0), TraceSelection::Guest(15), TraceSelection::All] {
             for caps_report in [false, true] {
-                let settings = BlobSettings { log_level: 3, caps_report, trace };
+                let settings = BlobSettings { log_level: 3, caps_report, trace, ..BlobSettings::default() };
                 assert_eq!(BlobSettings::from_flags(settings.to_flags()), Ok(settings));
             }
         }
+        for step in [StepSelection::None, StepSelection::Guest(0), StepSelection::Guest(15)] {
+            let settings = BlobSettings { log_level: 2, trace: TraceSelection::All, step, ..BlobSettings::default() };
+            assert_eq!(BlobSettings::from_flags(settings.to_flags()), Ok(settings));
+        }
+        // Bits 31:24: 0 none, n + 1 guest n.
+        let stepped = BlobSettings { step: StepSelection::Guest(2), ..BlobSettings::default() };
+        assert_eq!(stepped.to_flags(), 3 << 24);
+        assert_eq!(BlobSettings::from_flags(1 << 24).map(|s| s.step), Ok(StepSelection::Guest(0)));
+        assert!(StepSelection::Guest(2).includes(2) && !StepSelection::Guest(2).includes(1));
+        assert!(!StepSelection::None.includes(0));
         assert!(TraceSelection::Guest(2).includes(2) && !TraceSelection::Guest(2).includes(1));
         assert!(TraceSelection::All.includes(7) && !TraceSelection::None.includes(0));
-        assert_eq!(BlobSettings::from_flags(1 << 9), Err(BlobError::UnsupportedFlags { flags: 1 << 9 }));
+        // Bits 15:9 = 127: no such entry rule.
+        assert_eq!(BlobSettings::from_flags(127 << 9), Err(BlobError::UnsupportedFlags { flags: 127 << 9 }));
     }
 
     #[test]
@@ -693,7 +782,13 @@ mod tests {
         (first, second)
     }
 
-    const SETTINGS: BlobSettings = BlobSettings { log_level: 4, caps_report: false, trace: TraceSelection::None };
+    const SETTINGS: BlobSettings = BlobSettings {
+        log_level: 4,
+        caps_report: false,
+        trace: TraceSelection::None,
+        step: StepSelection::Guest(1),
+        break_entry: 0,
+    };
     const IMAGE_A: &[u8] = b"\x7fELF-pretend-image";
     const IMAGE_B: &[u8] = &[0xEB, 0xFE, 0x90];
 
@@ -745,6 +840,8 @@ mod tests {
         assert_eq!(read_u32(&blob, 12), Some(HEADER_LEN as u32));
         assert_eq!(read_u64(&blob, 16), Some(blob.len() as u64));
         assert_eq!(read_u32(&blob, 32), Some(2));
+        // Flags: log level 4 in bits 7:0, guest 1 single-stepped in bits 31:24.
+        assert_eq!(read_u32(&blob, 36), Some(4 | (2 << 24)));
         let record = &blob[record_at(0)..record_at(1)];
         assert_eq!(&record[..7], b"hello64");
         assert_eq!(record[32], 7);
@@ -815,9 +912,10 @@ mod tests {
         assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedVersion { found: 2, expected: 1 });
 
         let mut blob = sample_blob();
-        blob[37] = 2; // bit 9: between the capability-report bit and the trace byte
+        blob[37] = 0xFE; // bits 15:9 = 127: no such entry rule to break
         reseal_for_test(&mut blob);
-        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedFlags { flags: 0x204 });
+        let flags = SETTINGS.to_flags() | (127 << 9);
+        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedFlags { flags });
 
         let mut blob = sample_blob();
         blob[12..16].copy_from_slice(&8u32.to_le_bytes());

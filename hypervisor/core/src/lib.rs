@@ -24,6 +24,7 @@ pub mod controls;
 pub mod cpuid;
 pub mod devices;
 pub mod elf;
+pub mod entry_check;
 pub mod ept;
 pub mod exit;
 pub mod guest_memory;

@@ -41,7 +41,7 @@ pub const PROTECTED_MODE_LOAD: u64 = 0x10_0000;
 pub const REAL_MODE_LIMIT: u64 = 0xA_0000;
 
 /// One segment register in VMCS form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Segment {
     /// The selector.
     pub selector: u16,

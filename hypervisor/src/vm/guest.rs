@@ -10,11 +10,13 @@ use hypervisor_core::exit::{EptViolationQualification, ExitReason, InterruptionI
 use hypervisor_core::start_state::{start_state, StartStateError};
 use hypervisor_core::vmcs_field::VmcsField;
 
+use crate::vm::entry_check;
 use crate::vm::exit;
 use crate::vm::loader::{self, EntryPoint, LoadError};
 use crate::vm::memory::{GuestRam, GuestRamError};
 use crate::vm::setup::{self, Controls};
 use crate::vm::stats::{Action, ExitStats};
+use crate::vm::step::{self, Stepper};
 use crate::vm::trace;
 use crate::vm::Host;
 use crate::vmx::ept::{self, GuestEpt};
@@ -40,6 +42,8 @@ pub enum CreateError {
     Start(StartStateError),
     /// A VMWRITE failed.
     Vmx(VmxError),
+    /// The software VM-entry checker found a broken rule (`vm::entry_check`).
+    EntryCheck(hypervisor_core::entry_check::EntryRuleViolation),
 }
 
 impl fmt::Display for CreateError {
@@ -51,6 +55,9 @@ impl fmt::Display for CreateError {
             CreateError::Vmcs(error) => write!(f, "VMCS: {error}"),
             CreateError::Start(error) => write!(f, "{error}"),
             CreateError::Vmx(error) => write!(f, "VMCS setup: {error}"),
+            CreateError::EntryCheck(violation) => {
+                write!(f, "VM entry would fail: {violation} [rule {}]", violation.rule.id())
+            }
         }
     }
 }
@@ -196,6 +203,8 @@ pub struct Guest {
     pub xcr0: u64,
     /// Whether every exit prints a trace line (`--trace`, see `vm::trace`).
     pub traced: bool,
+    /// Single-stepping state when `--step` selects it (see `vm::step`).
+    pub step: Option<Box<Stepper>>,
 }
 
 impl Guest {
@@ -238,6 +247,15 @@ impl Guest {
         setup::write_host_state(&host.controls).map_err(CreateError::Vmx)?;
         setup::write_guest_state(&start, &host.controls).map_err(CreateError::Vmx)?;
         vcpu.registers.rdx = start.rdx;
+        let step = step::enable(id, config.name.as_str(), &vcpu.registers, host).map_err(CreateError::Vmx)?;
+        // The software entry checks (`vm::entry_check`): refuse a VMCS the CPU
+        // would reject, unless `--break-entry` wants the hardware's answer.
+        if id == 0 && host.break_entry != 0 {
+            entry_check::break_and_diagnose(config.name.as_str(), host.break_entry, &host.caps)
+                .map_err(CreateError::Vmx)?;
+        } else {
+            entry_check::check_current(&host.caps).map_err(CreateError::EntryCheck)?;
+        }
         // Nothing may be cached for this EPTP or VPID from an earlier guest.
         ept::invept_single_context(ept.eptp());
         if vpid != 0 {
@@ -260,6 +278,7 @@ impl Guest {
             first_entry_tsc: 0,
             xcr0: 1,
             traced: host.trace.includes(id),
+            step,
         }))
     }
 
@@ -357,6 +376,7 @@ impl Guest {
             VmExit::TripleFault => Ok(Flow::Crash(Crash::TripleFault)),
             VmExit::Xsetbv => exit::xsetbv::handle(self, exit),
             VmExit::PreemptionTimer => exit::timer::preemption_timer(self, host),
+            VmExit::MonitorTrap => step::handle(self, exit),
             VmExit::ExternalInterrupt => Ok(Flow::Continue(Action::Resumed)),
             VmExit::EntryFailure { reason, qualification } => {
                 Ok(Flow::Crash(Crash::EntryFailure { reason, qualification }))
@@ -398,7 +418,7 @@ impl Guest {
     /// Reports a crash in full and returns the end state.
     #[cold]
     #[inline(never)]
-    fn crashed(&mut self, crash: Crash, _host: &Host) -> GuestEnd {
+    fn crashed(&mut self, crash: Crash, host: &Host) -> GuestEnd {
         self.flush_line();
         let _ = self.vcpu.cancel_injection();
         let rip = vmcs::read(VmcsField::GuestRip).unwrap_or(0);
@@ -406,6 +426,7 @@ impl Guest {
         self.print_registers();
         if let Crash::EntryFailure { .. } | Crash::Run(_) = crash {
             print_entry_suspects(self.name());
+            entry_check::print_diagnosis(self.name(), &host.caps);
         }
         vmcs::dump();
         self.stats.print_ring(self.config.name.as_str());

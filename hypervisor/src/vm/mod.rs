@@ -1,11 +1,13 @@
 //! The virtual machines: reading the guest list, building each guest, running
 //! it, judging how it ended.
+pub mod entry_check;
 pub mod exit;
 pub mod guest;
 pub mod loader;
 pub mod memory;
 pub mod setup;
 pub mod stats;
+pub mod step;
 pub mod trace;
 
 use hypervisor_core::blob::BootBlob;
@@ -33,6 +35,10 @@ pub struct Host {
     pub msr_bitmap: u64,
     /// Which guests print a line per VM exit (`--trace`).
     pub trace: hypervisor_core::blob::TraceSelection,
+    /// Which guest runs one instruction at a time (`--step`, see `vm::step`).
+    pub step: hypervisor_core::blob::StepSelection,
+    /// The VM-entry rule the first guest breaks on purpose (`--break-entry`), 0 = none.
+    pub break_entry: u8,
 }
 
 /// Maps the blob's log level (0 default, 1 error … 4 debug) onto the console's.
@@ -105,7 +111,16 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
         }
     };
     let cpuid_policy = CpuidPolicy::from_secondary_controls(0, (tsc_hz / 1000) as u32, controls.secondary);
-    let host = Host { caps, controls, cpuid_policy, tsc_hz, msr_bitmap, trace: settings.trace };
+    let host = Host {
+        caps,
+        controls,
+        cpuid_policy,
+        tsc_hz,
+        msr_bitmap,
+        trace: settings.trace,
+        step: settings.step,
+        break_entry: settings.break_entry,
+    };
 
     let mut all_passed = true;
     let mut next_vpid: u16 = 1;
@@ -169,6 +184,9 @@ fn run_guest(
         }
         let end = guest.run(host);
         let ticks = vmx::read_tsc() - started;
+        if guest.step.is_some() {
+            step::report(&guest);
+        }
         guest.stats.print_by_reason(name.as_str());
         crate::info!(
             "{}: ran {} ticks, {} exits, {} failed hypercalls, {} bytes of hypervisor memory beyond its RAM",

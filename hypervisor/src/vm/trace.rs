@@ -143,13 +143,13 @@ impl fmt::Display for What {
 
 /// The bytes at the guest's RIP: the exiting instruction's length when the
 /// CPU reports one, else up to 15; `None` when they cannot be read.
-struct Bytes {
+pub(crate) struct Bytes {
     bytes: [u8; MAX_INSTRUCTION],
     len: usize,
 }
 
 impl Bytes {
-    fn fetch(guest: &Guest, exit: &Exit) -> Option<Bytes> {
+    pub(crate) fn fetch(guest: &Guest, exit: &Exit) -> Option<Bytes> {
         let read = |field| vmcs::read(field).ok();
         let long_mode = read(VmcsField::GuestCsAccessRights)? & CS_LONG_MODE != 0;
         // In 64-bit mode the CS base is 0; otherwise linear = CS base + EIP.
@@ -201,7 +201,7 @@ impl Bytes {
 }
 
 /// Prints `[0f 01 c1]`, or `[?]` when nothing could be read.
-struct ShowBytes<'a>(&'a Option<Bytes>);
+pub(crate) struct ShowBytes<'a>(pub(crate) &'a Option<Bytes>);
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -65,6 +65,9 @@ pub enum VmExit {
     TripleFault,
     /// The VMX-preemption timer counted down to zero.
     PreemptionTimer,
+    /// "Monitor trap flag": one guest instruction completed (single-stepping,
+    /// SDM Vol. 3C, 26.5.2 "Monitor Trap Flag").
+    MonitorTrap,
     /// A VM entry failed after loading guest state (exit reason bit 31).
     EntryFailure {
         /// Invalid guest state, MSR loading, or machine-check event.
@@ -243,6 +246,7 @@ impl Vcpu {
             ExitReason::ExternalInterrupt => VmExit::ExternalInterrupt,
             ExitReason::TripleFault => VmExit::TripleFault,
             ExitReason::PreemptionTimerExpired => VmExit::PreemptionTimer,
+            ExitReason::MonitorTrapFlag => VmExit::MonitorTrap,
             other => VmExit::Other { reason: other, qualification: vmcs::read(VmcsField::ExitQualification)? },
         })
     }
@@ -322,6 +326,7 @@ fn may_interrupt_event_delivery(reason: ExitReason) -> bool {
             | ExitReason::Wrmsr
             | ExitReason::Wbinvd
             | ExitReason::Xsetbv
+            | ExitReason::MonitorTrapFlag
     )
 }
 
