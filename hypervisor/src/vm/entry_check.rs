@@ -62,9 +62,6 @@ pub fn break_and_diagnose(name: &str, rule_id: u8, caps: &VmxCapabilities) -> Re
         return Ok(());
     }
     crate::info!("{}: --break-entry: broke rule {} ({}); launching anyway", name, rule_id, rule.name());
-    match check_current(caps) {
-        Ok(()) => crate::error!("{}: entry check: no rule the software checker knows is broken", name),
-        Err(violation) => crate::error!("{}: entry check: {} [rule {}]", name, violation, violation.rule.id()),
-    }
+    print_diagnosis(name, caps);
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::vm::entry_check;
 use crate::vm::exit;
 use crate::vm::loader::{self, EntryPoint, LoadError};
 use crate::vm::memory::{GuestRam, GuestRamError};
-use crate::vm::setup::{self, Controls};
+use crate::vm::setup;
 use crate::vm::stats::{Action, ExitStats};
 use crate::vm::step::{self, Stepper};
 use crate::vm::trace;
@@ -405,6 +405,13 @@ impl Guest {
         }
     }
 
+    /// Reads 8 bytes of guest memory: the page walker's table reader.
+    pub(crate) fn read_ram_u64(&self, gpa: u64) -> Option<u64> {
+        let mut bytes = [0u8; 8];
+        self.ram.read(gpa, &mut bytes).ok()?;
+        Some(u64::from_le_bytes(bytes))
+    }
+
     /// Prints the pending partial line, if any.
     pub fn flush_line(&mut self) {
         if self.line_len == 0 {
@@ -473,11 +480,6 @@ fn detail_of(kind: &VmExit) -> u64 {
         VmExit::EntryFailure { qualification, .. } | VmExit::Other { qualification, .. } => qualification,
         _ => 0,
     }
-}
-
-/// Used by handlers: the vCPU's controls for this guest.
-pub fn controls(host: &Host) -> &Controls {
-    &host.controls
 }
 
 /// After a failed VM entry: the guest-state fields the entry checks most often

@@ -225,6 +225,28 @@ fn make_msr_bitmap() -> Result<u64, crate::platform::memory::MemoryError> {
     Ok(frame)
 }
 
+/// CS access rights bit 13 (L): the guest runs 64-bit code (SDM Vol. 3C, 25.4.1
+/// "Guest Register State": access rights use the segment-descriptor layout).
+pub(crate) const CS_LONG_MODE: u64 = 1 << 13;
+
+/// Whether the current VMCS's guest executes 64-bit code (CS.L set).
+pub(crate) fn guest_cs_is_64bit() -> Result<bool, vmx::vmcs::VmxError> {
+    Ok(vmx::vmcs::read(hypervisor_core::vmcs_field::VmcsField::GuestCsAccessRights)? & CS_LONG_MODE != 0)
+}
+
+/// The current VMCS's guest paging registers, for `hypervisor_core::guest_walk`
+/// (shared by string I/O emulation, `vm::trace` and `vm::step`).
+pub(crate) fn guest_paging_registers() -> Result<hypervisor_core::guest_walk::PagingRegisters, vmx::vmcs::VmxError> {
+    use hypervisor_core::vmcs_field::VmcsField;
+    Ok(hypervisor_core::guest_walk::PagingRegisters {
+        cr0: vmx::vmcs::read(VmcsField::GuestCr0)?,
+        cr3: vmx::vmcs::read(VmcsField::GuestCr3)?,
+        cr4: vmx::vmcs::read(VmcsField::GuestCr4)?,
+        efer: vmx::vmcs::read(VmcsField::GuestIa32Efer)?,
+        max_phys_bits: hypervisor_core::guest_walk::MAX_PHYS_BITS,
+    })
+}
+
 fn describe_end(end: GuestEnd) -> alloc::string::String {
     alloc::format!("{end}")
 }

@@ -103,7 +103,8 @@ pub fn choose_controls(caps: &VmxCapabilities) -> Result<Controls, ControlError>
 }
 
 /// Writes the VM-execution, exit and entry control fields of the current VMCS
-/// (SDM Vol. 3C, 25.6 "VM-Execution Control Fields", 25.7, 25.8).
+/// (SDM Vol. 3C, 25.6 "VM-Execution Control Fields", 25.7 "VM-Exit Control
+/// Fields", 25.8 "VM-Entry Control Fields").
 pub fn write_controls(
     controls: &Controls,
     caps: &VmxCapabilities,
@@ -150,7 +151,8 @@ pub fn write_controls(
 }
 
 /// The preemption-timer value for a time slice: the timer counts down at the
-/// TSC rate divided by 2^IA32_VMX_MISC\[4:0\] (SDM Vol. 3C, 26.5.1).
+/// TSC rate divided by 2^IA32_VMX_MISC\[4:0\] (SDM Vol. 3C, 26.5.1
+/// "VMX-Preemption Timer").
 pub fn preemption_timer_value(caps: &VmxCapabilities, time_slice_ticks: u64) -> u64 {
     (time_slice_ticks >> caps.misc.preemption_timer_rate()).clamp(1, u64::from(u32::MAX))
 }
@@ -176,7 +178,8 @@ pub fn write_host_state(controls: &Controls) -> Result<(), VmxError> {
     let (level_4, cr3_flags) = Cr3::read_raw();
     vmcs::write(VmcsField::HostCr3, level_4.start_address().as_u64() | u64::from(cr3_flags))?;
     vmcs::write(VmcsField::HostCr4, Cr4::read_raw())?;
-    // Selector RPL and TI must be 0 (SDM Vol. 3C, 27.2.3); FS/GS are null.
+    // Selector RPL and TI must be 0 (SDM Vol. 3C, 27.2.3 "Checks on Host Segment
+    // and Descriptor-Table Registers"); FS/GS are null.
     vmcs::write(VmcsField::HostCsSelector, u64::from(selectors.code.0))?;
     vmcs::write(VmcsField::HostSsSelector, u64::from(selectors.data.0))?;
     vmcs::write(VmcsField::HostDsSelector, u64::from(selectors.data.0))?;
@@ -240,7 +243,8 @@ pub fn write_guest_state(start: &StartState, controls: &Controls) -> Result<(), 
     vmcs::write(VmcsField::GuestInterruptibilityState, 0)?;
     vmcs::write(VmcsField::GuestActivityState, 0)?;
     vmcs::write(VmcsField::GuestPendingDebugExceptions, 0)?;
-    // No shadow VMCS: the link pointer must be all ones (SDM Vol. 3C, 25.4.2).
+    // No shadow VMCS: the link pointer must be all ones (SDM Vol. 3C, 25.4.2
+    // "Guest Non-Register State").
     vmcs::write(VmcsField::VmcsLinkPointer, u64::MAX)?;
     Ok(())
 }

@@ -53,9 +53,6 @@ use crate::vmx::run::GuestRegisters;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::{self, VmxError};
 
-/// CS access rights bit 13 (L): 64-bit code.
-const CS_LONG_MODE: u64 = 1 << 13;
-
 /// The single-step state of a stepped guest.
 pub struct Stepper {
     /// Steps so far.
@@ -223,7 +220,7 @@ enum Location {
 
 impl Location {
     fn read(rip: u64) -> Result<Location, VmxError> {
-        let long_mode = vmcs::read(VmcsField::GuestCsAccessRights)? & CS_LONG_MODE != 0;
+        let long_mode = crate::vm::guest_cs_is_64bit()?;
         let protected = vmcs::read(VmcsField::GuestCr0)? & CR0_PE != 0;
         Ok(if long_mode && protected {
             Location::Linear(rip)

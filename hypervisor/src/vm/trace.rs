@@ -17,7 +17,7 @@ use core::fmt;
 use hypervisor_core::exit::{
     CrAccessQualification, EptViolationQualification, ExitReason, InterruptionInfo, IoQualification,
 };
-use hypervisor_core::guest_walk::{self, translate, AccessKind, PagingRegisters};
+use hypervisor_core::guest_walk::{translate, AccessKind};
 use hypervisor_core::hypercall::{Hypercall, InfoKey};
 use hypervisor_core::vmcs_field::VmcsField;
 
@@ -29,8 +29,6 @@ use crate::vmx::vmcs::{self, VmxError};
 
 /// The longest x86 instruction (SDM Vol. 2A, 2.3.11 "AVX Instruction Length").
 const MAX_INSTRUCTION: usize = 15;
-/// CS access rights bit 13 (L): 64-bit code.
-const CS_LONG_MODE: u64 = 1 << 13;
 
 /// Handles one exit of a traced guest and prints its trace line.
 #[cold]
@@ -76,7 +74,7 @@ impl What {
     fn capture(guest: &Guest, exit: &Exit) -> What {
         let r = &guest.vcpu.registers;
         let read = |field| vmcs::read(field).unwrap_or(0);
-        let edx_eax = ((r.rdx & 0xFFFF_FFFF) << 32) | (r.rax & 0xFFFF_FFFF);
+        let edx_eax = r.edx_eax();
         match ExitReason::from_basic(exit.basic_reason) {
             _ if exit.entry_failed() => What::Qualification(read(VmcsField::ExitQualification)),
             Some(ExitReason::IoInstruction) => What::Io(IoQualification(read(VmcsField::ExitQualification))),
@@ -89,8 +87,7 @@ impl What {
             Some(ExitReason::Xsetbv) => What::Xsetbv { xcr: r.rcx & 0xFFFF_FFFF, value: edx_eax },
             Some(ExitReason::Vmcall) => {
                 // As the handler does: outside 64-bit mode only the low halves count.
-                let width =
-                    if read(VmcsField::GuestCsAccessRights) & CS_LONG_MODE != 0 { u64::MAX } else { 0xFFFF_FFFF };
+                let width = if crate::vm::guest_cs_is_64bit().unwrap_or(false) { u64::MAX } else { 0xFFFF_FFFF };
                 What::Hypercall { number: r.rax & width, arguments: [r.rdi & width, r.rsi & width, r.rdx & width] }
             }
             Some(ExitReason::EptViolation) => What::Ept {
@@ -151,19 +148,14 @@ pub(crate) struct Bytes {
 impl Bytes {
     pub(crate) fn fetch(guest: &Guest, exit: &Exit) -> Option<Bytes> {
         let read = |field| vmcs::read(field).ok();
-        let long_mode = read(VmcsField::GuestCsAccessRights)? & CS_LONG_MODE != 0;
+        let long_mode = crate::vm::guest_cs_is_64bit().ok()?;
         // In 64-bit mode the CS base is 0; otherwise linear = CS base + EIP.
         let linear =
             if long_mode { exit.rip } else { read(VmcsField::GuestCsBase)?.wrapping_add(exit.rip) & 0xFFFF_FFFF };
-        let paging = PagingRegisters {
-            cr0: read(VmcsField::GuestCr0)?,
-            cr3: read(VmcsField::GuestCr3)?,
-            cr4: read(VmcsField::GuestCr4)?,
-            efer: read(VmcsField::GuestIa32Efer)?,
-            max_phys_bits: guest_walk::MAX_PHYS_BITS,
-        };
+        let paging = crate::vm::guest_paging_registers().ok()?;
         // The VM-exit instruction length is defined for instruction exits only
-        // (SDM Vol. 3C, 28.2.5); for the others show as much as an instruction can be.
+        // (SDM Vol. 3C, 28.2.5 "Information for VM Exits Due to Instruction
+        // Execution"); for the others show as much as an instruction can be.
         let len = match ExitReason::from_basic(exit.basic_reason) {
             Some(
                 ExitReason::Cpuid
@@ -182,11 +174,9 @@ impl Bytes {
             // One translation per byte: an instruction may straddle two pages.
             let address = linear.wrapping_add(index as u64);
             let address = if long_mode { address } else { address & 0xFFFF_FFFF };
-            let Ok(translation) = translate(&paging, address, AccessKind::Fetch, false, |table| {
-                let mut entry = [0u8; 8];
-                guest.ram.read(table, &mut entry).ok()?;
-                Some(u64::from_le_bytes(entry))
-            }) else {
+            let Ok(translation) =
+                translate(&paging, address, AccessKind::Fetch, false, |table| guest.read_ram_u64(table))
+            else {
                 break;
             };
             let mut byte = [0u8; 1];

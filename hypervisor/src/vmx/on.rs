@@ -79,7 +79,8 @@ fn enable_in_feature_control() -> Result<(), VmxOnError> {
     }
 }
 
-/// Turns VMX operation on.
+/// Turns VMX operation on (SDM Vol. 3C, 24.7 "Enabling and Entering VMX
+/// Operation"; 31.3 "VMXON—Enter VMX Operation").
 pub fn enable(caps: &VmxCapabilities) -> Result<VmxOperation, VmxOnError> {
     if !cpu_has_vmx() {
         return Err(VmxOnError::NoVmx);

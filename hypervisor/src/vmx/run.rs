@@ -52,6 +52,12 @@ pub struct GuestRegisters {
 }
 
 impl GuestRegisters {
+    /// EDX:EAX as one 64-bit value (the operand of WRMSR and XSETBV).
+    #[inline(always)]
+    pub fn edx_eax(&self) -> u64 {
+        (self.rdx << 32) | (self.rax & 0xFFFF_FFFF)
+    }
+
     /// The register a 4-bit GPR number in an exit qualification names
     /// (0 = RAX … 15 = R15, in the SDM's encoding; 4 = RSP lives in the VMCS).
     pub fn by_number(&self, number: u8, guest_rsp: u64) -> u64 {
@@ -110,7 +116,13 @@ pub fn host_rip() -> u64 {
 
 const HOST_RSP_ENCODING: u64 = VmcsField::HostRsp.encoding() as u64;
 
-/// Returns 0 after a VM exit, 1 for VMfailInvalid, 2 for VMfailValid.
+/// VMLAUNCH or VMRESUME (SDM Vol. 3C, 31.3 "VMLAUNCH/VMRESUME—Launch/Resume
+/// Virtual Machine"). Returns 0 after a VM exit, 1 for VMfailInvalid, 2 for
+/// VMfailValid.
+///
+/// # Safety
+/// As for [`enter_guest`]; `registers` must point to a valid, exclusively
+/// borrowed [`GuestRegisters`] for the whole guest run.
 #[unsafe(naked)]
 unsafe extern "C" fn vmx_enter(registers: *mut GuestRegisters, launched: u64) -> u64 {
     core::arch::naked_asm!(
@@ -148,6 +160,12 @@ unsafe extern "C" fn vmx_enter(registers: *mut GuestRegisters, launched: u64) ->
 }
 
 /// HOST_RIP: stores the guest's registers and returns 0 from [`vmx_enter`].
+/// The CPU loads RIP and RSP from HOST_RIP/HOST_RSP on the exit (SDM Vol. 3C,
+/// 28.5 "Loading Host State").
+///
+/// # Safety
+/// Never called: only the CPU jumps here, on a VM exit, with RSP = the
+/// HOST_RSP [`vmx_enter`] wrote, i.e. its frame with the registers pointer on top.
 #[unsafe(naked)]
 unsafe extern "C" fn vm_exit_landing() -> ! {
     core::arch::naked_asm!(

@@ -163,9 +163,10 @@ impl Vcpu {
         }
         let raw_reason = read(VmcsField::ExitReason)? as u32;
         let rip = read(VmcsField::GuestRip)?;
+        let exit = Exit { raw_reason, basic_reason: raw_reason as u16, rip, tsc };
         // A VM entry that fails after loading guest state leaves the VMCS unlaunched.
-        self.launched |= raw_reason & (1 << 31) == 0;
-        Ok(Exit { raw_reason, basic_reason: raw_reason as u16, rip, tsc })
+        self.launched |= !exit.entry_failed();
+        Ok(exit)
     }
 
     #[cold]

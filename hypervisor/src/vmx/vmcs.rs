@@ -116,13 +116,6 @@ pub fn write(field: VmcsField, value: u64) -> Result<(), VmxError> {
     Ok(())
 }
 
-/// Reads a field that the hypervisor knows is valid for this CPU; a failure
-/// here means the VMCS is not current, which is a hypervisor bug.
-#[inline]
-pub fn read_known(field: VmcsField) -> u64 {
-    read(field).unwrap_or_else(|error| panic!("{error}"))
-}
-
 /// One VMCS region in its own 4 KiB frame.
 #[derive(Debug)]
 pub struct VmcsRegion {

@@ -1,5 +1,6 @@
 //! Control-register accesses that exit: a MOV to CR0 or CR4 that would change
-//! a bit the hypervisor owns (SDM Vol. 3C, 26.1.3 and 25.6.6 "Guest/Host Masks
+//! a bit the hypervisor owns (SDM Vol. 3C, 26.1.3 "Instructions That Cause VM Exits
+//! Conditionally" and 25.6.6 "Guest/Host Masks
 //! and Read Shadows for CR0 and CR4"). Reads never exit (they see the shadow),
 //! and neither do CLTS or LMSW, which cannot touch an owned bit.
 //!
@@ -15,14 +16,13 @@ use hypervisor_core::exit::{CrAccessQualification, CrAccessType, InterruptionInf
 use hypervisor_core::start_state::CR4_VMXE;
 use hypervisor_core::vmcs_field::VmcsField;
 
+use crate::vm::exit::GENERAL_PROTECTION;
 use crate::vm::guest::{Crash, Flow, Guest};
 use crate::vm::setup::{cr0_owned_bits, cr4_owned_bits};
 use crate::vm::stats::Action;
 use crate::vm::Host;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
-
-const GENERAL_PROTECTION: u8 = 13;
 
 /// Emulates a MOV to CR0, or refuses a MOV to CR4 with #GP(0).
 pub fn handle(guest: &mut Guest, exit: &Exit, access: CrAccessQualification, host: &Host) -> Result<Flow, VmxError> {
@@ -32,7 +32,8 @@ pub fn handle(guest: &mut Guest, exit: &Exit, access: CrAccessQualification, hos
             what: "a CR access the masks should never make exit",
         }));
     }
-    let rsp = guest.vcpu.read(VmcsField::GuestRsp)?;
+    // RSP lives in the VMCS: read it only when it is the source (GPR 4).
+    let rsp = if access.gpr() == 4 { guest.vcpu.read(VmcsField::GuestRsp)? } else { 0 };
     let value = guest.vcpu.registers.by_number(access.gpr(), rsp);
     let result = match access.cr() {
         0 => write_cr0_for(guest, host, value)?,

@@ -1,6 +1,7 @@
-//! Port I/O (unconditional I/O exiting: SDM Vol. 3C, 26.1.3). The exit
+//! Port I/O (unconditional I/O exiting: SDM Vol. 3C, 26.1.3 "Instructions That
+//! Cause VM Exits Conditionally"). The exit
 //! qualification says port, size, direction, whether it is a string instruction
-//! and whether it has a REP prefix (SDM Vol. 3C, 28.2.1, Table "Exit
+//! and whether it has a REP prefix (SDM Vol. 3C, 28.2.1 "Basic VM-Exit Information", Table "Exit
 //! Qualification for I/O Instructions"). Per guest:
 //! - 0x3F8–0x3FF: its own 16550 UART; what it transmits is printed with the
 //!   guest's name;
@@ -9,14 +10,15 @@
 //!
 //! INS/OUTS (with or without REP) are emulated element by element: the CPU
 //! reports the first element's guest-linear address and the address size
-//! (VM-exit instruction-information field, SDM Vol. 3C, 28.2.5); each address
+//! (VM-exit instruction-information field, SDM Vol. 3C, 28.2.5 "Information
+//! for VM Exits Due to Instruction Execution"); each address
 //! is translated through the guest's own page tables
 //! ([`hypervisor_core::guest_walk`]); a page that is not present gets the guest
 //! a #PF, as on bare metal.
 
 use hypervisor_core::devices::uart16550::REGISTER_COUNT;
 use hypervisor_core::exit::{InterruptionInfo, IoDirection, IoQualification, StringIoInfo};
-use hypervisor_core::guest_walk::{self, page_fault_error_code, translate, AccessKind, PagingRegisters};
+use hypervisor_core::guest_walk::{page_fault_error_code, translate, AccessKind};
 use hypervisor_core::hypercall::{EXIT_PORT, SERIAL_PORT};
 use hypervisor_core::vmcs_field::VmcsField;
 
@@ -123,13 +125,7 @@ fn string_io(guest: &mut Guest, exit: &Exit, io: IoQualification) -> Result<Flow
     };
     let size = u64::from(io.size().unwrap_or(4));
     let port = io.port();
-    let paging = PagingRegisters {
-        cr0: guest.vcpu.read(VmcsField::GuestCr0)?,
-        cr3: guest.vcpu.read(VmcsField::GuestCr3)?,
-        cr4: guest.vcpu.read(VmcsField::GuestCr4)?,
-        efer: guest.vcpu.read(VmcsField::GuestIa32Efer)?,
-        max_phys_bits: guest_walk::MAX_PHYS_BITS,
-    };
+    let paging = crate::vm::guest_paging_registers()?;
     let downwards = guest.vcpu.read(VmcsField::GuestRflags)? & RFLAGS_DF != 0;
     let mut linear = guest.vcpu.read(VmcsField::GuestLinearAddress)?;
     let mut remaining = if io.is_rep() { guest.vcpu.registers.rcx & address_mask } else { 1 };
@@ -144,7 +140,7 @@ fn string_io(guest: &mut Guest, exit: &Exit, io: IoQualification) -> Result<Flow
         let mut addresses = [0u64; 4];
         for (index, gpa) in addresses[..size as usize].iter_mut().enumerate() {
             let byte_linear = linear.wrapping_add(index as u64);
-            match translate(&paging, byte_linear, access, false, |table| read_u64(guest, table)) {
+            match translate(&paging, byte_linear, access, false, |table| guest.read_ram_u64(table)) {
                 Ok(translation) => *gpa = translation.gpa,
                 Err(error) => {
                     let Some(code) = page_fault_error_code(&paging, &error, access, false) else {
@@ -241,11 +237,4 @@ fn merge(register: u64, value: u64, mask: u64) -> u64 {
         0xFFFF_FFFF => value & 0xFFFF_FFFF,
         _ => value,
     }
-}
-
-/// Reads 8 bytes of guest memory for the page walker.
-fn read_u64(guest: &Guest, gpa: u64) -> Option<u64> {
-    let mut bytes = [0u8; 8];
-    guest.ram.read(gpa, &mut bytes).ok()?;
-    Some(u64::from_le_bytes(bytes))
 }

@@ -10,3 +10,9 @@ pub mod other;
 pub mod timer;
 pub mod vmcall;
 pub mod xsetbv;
+
+/// #UD's vector (SDM Vol. 3A, Table 6-1 "Protected-Mode Exceptions and
+/// Interrupts"), injected by several handlers.
+pub(crate) const INVALID_OPCODE: u8 = 6;
+/// #GP's vector (same table).
+pub(crate) const GENERAL_PROTECTION: u8 = 13;

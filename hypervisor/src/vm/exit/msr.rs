@@ -1,5 +1,5 @@
-//! RDMSR and WRMSR that the MSR bitmap sends here (SDM Vol. 3C, 26.1.3 and
-//! 25.6.9 "MSR-Bitmap Address"). The policy is [`hypervisor_core::msr::policy`]:
+//! RDMSR and WRMSR that the MSR bitmap sends here (SDM Vol. 3C, 26.1.3 "Instructions
+//! That Cause VM Exits Conditionally" and 25.6.9 "MSR-Bitmap Address"). The policy is [`hypervisor_core::msr::policy`]:
 //! - EFER, PAT and the SYSENTER MSRs are emulated against their VMCS
 //!   guest-state fields (the CPU loads those on every VM entry), with the
 //!   checks a real CPU applies to a write (a bad value gets #GP(0));
@@ -15,13 +15,11 @@ use hypervisor_core::msr::{
 use hypervisor_core::start_state::CR0_PG;
 use hypervisor_core::vmcs_field::VmcsField;
 
+use crate::vm::exit::GENERAL_PROTECTION;
 use crate::vm::guest::{Flow, Guest};
 use crate::vm::stats::Action;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
-
-/// #GP's vector.
-const GENERAL_PROTECTION: u8 = 13;
 
 /// Which access exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +41,7 @@ pub fn handle(guest: &mut Guest, exit: &Exit, access: MsrAccess) -> Result<Flow,
             Ok(())
         }
         (MsrPolicy::Vmcs(register), MsrAccess::Write) => {
-            let value = (guest.vcpu.registers.rdx << 32) | (guest.vcpu.registers.rax & 0xFFFF_FFFF);
+            let value = guest.vcpu.registers.edx_eax();
             write_vmcs_msr(guest, register, value)?
         }
         // The bitmap lets these through without an exit; only a CPU that

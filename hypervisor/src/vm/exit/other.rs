@@ -1,18 +1,18 @@
 //! Exits of families with simple, fixed answers:
 //! - the VMX instructions (VMXON, VMCALL aside, ...): this hypervisor offers no
-//!   nested VMX, and CPUID hides it, so they raise #UD (SDM Vol. 3C, 26.1.2);
+//!   nested VMX, and CPUID hides it, so they raise #UD (SDM Vol. 3C, 26.1.2
+//!   "Instructions That Cause VM Exits Unconditionally");
 //! - INVD: legal at CPL 0 and harmless to skip for a guest whose memory is
 //!   write-back, so it is emulated as a no-op;
 //! - everything else stops the guest with its name.
 
 use hypervisor_core::exit::{ExitReason, InterruptionInfo};
 
+use crate::vm::exit::INVALID_OPCODE;
 use crate::vm::guest::{Crash, Flow, Guest};
 use crate::vm::stats::Action;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
-
-const INVALID_OPCODE: u8 = 6;
 
 /// Handles the exits without a file of their own.
 pub fn handle(guest: &mut Guest, exit: &Exit, reason: ExitReason) -> Result<Flow, VmxError> {

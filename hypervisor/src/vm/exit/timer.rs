@@ -12,7 +12,7 @@ use crate::vmx::vmcs::VmxError;
 
 /// Re-arms the timer with the guest's time slice and resumes.
 pub fn preemption_timer(guest: &mut Guest, host: &Host) -> Result<Flow, VmxError> {
-    let value = guest.config.time_slice_ticks >> host.caps.misc.preemption_timer_rate();
-    guest.vcpu.write(VmcsField::VmxPreemptionTimerValue, value.clamp(1, u64::from(u32::MAX)))?;
+    let value = crate::vm::setup::preemption_timer_value(&host.caps, guest.config.time_slice_ticks);
+    guest.vcpu.write(VmcsField::VmxPreemptionTimerValue, value)?;
     Ok(Flow::Continue(Action::Resumed))
 }

@@ -1,4 +1,6 @@
-//! VMCALL: the hypercall ABI of [`hypervisor_core::hypercall`].
+//! VMCALL: the hypercall ABI of [`hypervisor_core::hypercall`]. In VMX
+//! non-root operation VMCALL always exits (SDM Vol. 3C, 26.1.2 "Instructions
+//! That Cause VM Exits Unconditionally").
 //!
 //! RAX = call number, RDI/RSI/RDX = arguments, RAX = result (negative = an
 //! error code). Every pointer is guest-physical and checked against the
@@ -12,11 +14,9 @@ use hypervisor_core::vmcs_field::VmcsField;
 use crate::vm::guest::{Flow, Guest};
 use crate::vm::stats::Action;
 use crate::vm::Host;
+use crate::vm::CS_LONG_MODE;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
-
-/// CS access rights bit 13 (L): the guest runs 64-bit code.
-const CS_LONG_MODE: u64 = 1 << 13;
 
 /// Failed hypercalls reported in full per guest; later ones are only counted.
 const REPORTED_FAILURES: u64 = 16;
@@ -34,7 +34,6 @@ pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxEr
     } else {
         u64::MAX
     };
-    let registers = &guest.vcpu.registers;
     let number = registers.rax & width;
     let arguments = [registers.rdi & width, registers.rsi & width, registers.rdx & width];
     let result = match Hypercall::from_number(number) {
@@ -83,12 +82,11 @@ fn report_failure(guest: &mut Guest, exit: &Exit, number: u64, arguments: [u64; 
 /// Kept out of line: its 4 KiB buffer would make every hypercall probe the stack.
 #[inline(never)]
 fn print(guest: &mut Guest, gpa: u64, len: u64) -> Result<u64, HypercallError> {
+    // Check the range first: an overflowing pointer is a bad address, whatever its length.
+    check_range(gpa, len, guest.ram.size())?;
     if len > MAX_PRINT_LEN {
-        // Check the range first: an overflowing pointer is a bad address, whatever its length.
-        check_range(gpa, len, guest.ram.size())?;
         return Err(HypercallError::TooLong);
     }
-    check_range(gpa, len, guest.ram.size())?;
     let mut buffer = [0u8; MAX_PRINT_LEN as usize];
     let bytes = &mut buffer[..len as usize];
     guest.ram.read(gpa, bytes).map_err(|_| HypercallError::BadAddress)?;

@@ -1,4 +1,5 @@
-//! XSETBV (exits unconditionally: SDM Vol. 3C, 26.1.2). The guest may enable
+//! XSETBV (exits unconditionally: SDM Vol. 3C, 26.1.2 "Instructions That Cause
+//! VM Exits Unconditionally"). The guest may enable
 //! only state components CPUID leaf 0xD advertises, in combinations the
 //! architecture allows (SDM Vol. 1, 13.3 "Enabling the XSAVE Feature Set and
 //! XSAVE-Enabled Features"); anything else is #GP(0), as on bare metal. A valid
@@ -9,13 +10,12 @@ use hypervisor_core::exit::InterruptionInfo;
 use hypervisor_core::vmcs_field::VmcsField;
 use hypervisor_core::xcr::check_xcr0;
 
+use crate::vm::exit::{GENERAL_PROTECTION, INVALID_OPCODE};
 use crate::vm::guest::{Flow, Guest};
 use crate::vm::stats::Action;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
 
-const INVALID_OPCODE: u8 = 6;
-const GENERAL_PROTECTION: u8 = 13;
 /// CR4.OSXSAVE.
 const CR4_OSXSAVE: u64 = 1 << 18;
 
@@ -26,7 +26,7 @@ pub fn handle(guest: &mut Guest, exit: &Exit) -> Result<Flow, VmxError> {
         return Ok(Flow::Continue(Action::Injected(INVALID_OPCODE)));
     }
     let index = guest.vcpu.registers.rcx as u32;
-    let value = (guest.vcpu.registers.rdx << 32) | (guest.vcpu.registers.rax & 0xFFFF_FFFF);
+    let value = guest.vcpu.registers.edx_eax();
     let leaf = crate::vmx::cpuid(0xD, 0);
     let supported = (u64::from(leaf.edx) << 32) | u64::from(leaf.eax);
     match check_xcr0(index, value, supported) {
