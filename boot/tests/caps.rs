@@ -11,12 +11,6 @@
 mod common;
 
 use std::sync::OnceLock;
-use std::time::Duration;
-
-use boot::EmulatorChoice;
-
-/// Bochs is slow; leave plenty of room (the run takes seconds when all is well).
-const BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The prefix of the kernel's info lines.
 const INFO: &str = "[hv INFO ] ";
@@ -25,9 +19,8 @@ const INFO: &str = "[hv INFO ] ";
 fn caps_run() -> &'static common::Booted {
     static RUN: OnceLock<common::Booted> = OnceLock::new();
     RUN.get_or_init(|| {
-        let mut options = common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT);
+        let mut options = common::bochs_options(&["hello64"]);
         options.caps_report = true;
-        options.guests = common::built_in_guests(&["hello64"]);
         common::boot("Bochs boot with --caps", &options)
     })
 }
@@ -87,7 +80,7 @@ fn the_report_passes_and_no_guest_runs() {
     let run = caps_run();
     run.assert_exact_line(&format!("{INFO}== end of capability report =="));
     run.assert_passed();
-    run.assert_last_line(boot::verdict::PASS_LINE);
+    run.assert_last_line(common::PASS_LINE);
     // hello64 was packed but must not have run: none of its lines, no
     // verdict on it, and no VMXON.
     if let Some(line) = run.lines().find(|line| line.starts_with("[hello64]") || line.contains("hello64: ended")) {

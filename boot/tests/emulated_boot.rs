@@ -30,26 +30,21 @@ const MEMORY_REPORT: &str = "memory:";
 const VMCS_REVISION: (&str, &[&str]) = ("VMCS revision id", &["4", "0x4"]);
 /// A field of the capability report: IA32_VMX_BASIC bit 55 (the TRUE_* control MSRs exist).
 const TRUE_CONTROLS: (&str, &[&str]) = ("true controls", &["yes"]);
-/// The last line of a passing run.
-const PASS_LINE: &str = boot::verdict::PASS_LINE;
 /// How the kernel reports a CPU without VT-x.
 const NO_VTX_PREFIX: &str = "[hv ERROR] no VT-x";
 
-/// Bochs is slow; leave plenty of room (a run takes seconds when all is well).
-const BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
 /// QEMU boots in about 2 s (BIOS) or 5 s (UEFI) under TCG.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn bochs_boot() {
-    let mut options = common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT);
-    options.guests = common::built_in_guests(&["hello64"]);
+    let options = common::bochs_options(&["hello64"]);
     let run = common::boot("Bochs BIOS boot", &options);
     run.assert_line_starting_with(BANNER_PREFIX, "banner");
     run.assert_hv_line_containing(MEMORY_REPORT, "memory report");
     run.assert_hv_field(VMCS_REVISION.0, VMCS_REVISION.1, "VMCS revision id in the capability report");
     run.assert_hv_field(TRUE_CONTROLS.0, TRUE_CONTROLS.1, "TRUE-controls line in the capability report");
-    run.assert_last_line(PASS_LINE);
+    run.assert_last_line(common::PASS_LINE);
     run.assert_passed();
 }
 

@@ -12,18 +12,11 @@
 
 mod common;
 
-use std::time::Duration;
-
-use boot::EmulatorChoice;
 use hypervisor_core::entry_check::EntryRule;
-
-/// Bochs is slow; leave plenty of room (a run takes seconds when all is well).
-const BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Boots hello64 in Bochs with `rule` broken; the run must fail (a crash).
 fn boot_broken(rule: EntryRule) -> common::Booted {
-    let mut options = common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT);
-    options.guests = common::built_in_guests(&["hello64"]);
+    let mut options = common::bochs_options(&["hello64"]);
     options.break_entry = rule.id();
     let run = common::boot(&format!("Bochs, hello64 breaking entry rule {}", rule.name()), &options);
     run.assert_failed();

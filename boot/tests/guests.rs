@@ -30,17 +30,10 @@ mod common;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use std::time::Duration;
 
 use boot::cli::{self, Command};
 use boot::guest_images::{GuestCheckError, ImageError};
 use boot::{EmulatorChoice, RunError, RunOptions};
-
-/// Bochs is slow; leave plenty of room (a run takes seconds when all is well).
-const BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The last line of a passing run.
-const PASS_LINE: &str = boot::verdict::PASS_LINE;
 
 /// The kernel's verdict line for a guest that ended as expected, e.g.
 /// `[hv INFO ] hello64: ended exit:0: verdict PASS (expected exit:0)`.
@@ -53,7 +46,7 @@ fn pass_verdict(guest: &str, outcome: &str) -> String {
 fn options_from(args: &[&str]) -> RunOptions {
     match cli::parse_args(args.iter().map(OsString::from)) {
         Ok(Command::Run(options)) => {
-            RunOptions { emulator: EmulatorChoice::Bochs, stream: false, timeout: BOCHS_TIMEOUT, ..options }
+            RunOptions { emulator: EmulatorChoice::Bochs, stream: false, timeout: common::BOCHS_TIMEOUT, ..options }
         }
         other => panic!("`{}` should be a run, got {other:?}", args.join(" ")),
     }
@@ -142,7 +135,7 @@ fn assert_verdicts(run: &common::Booted, verdicts: &[(&str, &str)]) {
         let expected = pass_verdict(guest, outcome);
         from = run.assert_line_from(from, &format!("verdict line {expected:?}"), |line| line == expected).0 + 1;
     }
-    run.assert_last_line(PASS_LINE);
+    run.assert_last_line(common::PASS_LINE);
     run.assert_passed();
 }
 

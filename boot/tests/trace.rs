@@ -12,13 +12,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use boot::EmulatorChoice;
 use hypervisor_core::blob::TraceSelection;
-
-/// Bochs is slow; leave plenty of room (a run takes seconds when all is well).
-const BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Every trace line starts with this.
 const TRACE_PREFIX: &str = "[hv TRACE] ";
@@ -35,8 +29,7 @@ const EXIT_PORT_WRITE: (&str, &str) =
 
 /// Boots the built-in guests `names` in Bochs with `trace`.
 fn boot_traced(what: &str, names: &[&str], trace: TraceSelection) -> common::Booted {
-    let mut options = common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT);
-    options.guests = common::built_in_guests(names);
+    let mut options = common::bochs_options(names);
     options.trace = trace;
     common::boot(what, &options)
 }

@@ -22,15 +22,9 @@ mod common;
 
 use std::ops::Range;
 use std::sync::OnceLock;
-use std::time::Duration;
-
-use boot::EmulatorChoice;
 
 // The serial lines the tests look for. Adjust them here when the kernel's or a
 // guest's wording changes.
-
-/// The last line of a passing run.
-const PASS_LINE: &str = boot::verdict::PASS_LINE;
 
 /// hello64's console lines that are the same in every run, in order: all of
 /// them but the `measure:` lines (guest-payloads/hello64/README.md).
@@ -113,14 +107,9 @@ const TRIPLE_FAULT_EXIT: (&str, u64) = ("Triple fault", 2);
 /// lie below 0x180000 (guest-rt's `link.ld`): where a guest RIP must be.
 const PAYLOAD_CODE: Range<u64> = 0x10_0000..0x18_0000;
 
-/// Bochs is slow; leave plenty of room (a run takes seconds when all is well).
-const BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// Boots the built-in guests `names` in Bochs, in that order.
 fn boot_guests(what: &str, names: &[&str]) -> common::Booted {
-    let mut options = common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT);
-    options.guests = common::built_in_guests(names);
-    common::boot(what, &options)
+    common::boot(what, &common::bochs_options(names))
 }
 
 /// The run of hello64 alone, shared by the tests that look at it.
@@ -150,7 +139,7 @@ fn hello64_runs_and_exits_zero() {
     if verdict < exit_line {
         run.fail("the kernel's verdict on hello64 should follow the guest's last line");
     }
-    run.assert_last_line(PASS_LINE);
+    run.assert_last_line(common::PASS_LINE);
     run.assert_passed();
 }
 
@@ -189,7 +178,7 @@ fn ept_violation_stops_the_guest() {
     assert_vmcs_dump(&run, report, EPT_VIOLATION_EXIT.1, &[("Guest-physical address", 0x20_0000)]);
     assert_exit_ring(&run, "escape_ram", report, EPT_VIOLATION_EXIT.0, rip);
     run.assert_line_from(report, "verdict on escape_ram", |line| line == ESCAPE_RAM_VERDICT);
-    run.assert_last_line(PASS_LINE);
+    run.assert_last_line(common::PASS_LINE);
     run.assert_passed();
 }
 
@@ -206,7 +195,7 @@ fn triple_fault_is_reported_with_recent_exits() {
         run.fail(&format!("the ring of last exits should show the UART's `{IO_EXIT}` exits: {ring:#?}"));
     }
     run.assert_line_from(report, "verdict on triple_fault", |line| line == TRIPLE_FAULT_VERDICT);
-    run.assert_last_line(PASS_LINE);
+    run.assert_last_line(common::PASS_LINE);
     run.assert_passed();
 }
 
@@ -229,7 +218,7 @@ fn guests_run_one_after_another() {
     if last <= first_verdict {
         run.fail("hello64's verdict should follow triple_fault's");
     }
-    run.assert_last_line(PASS_LINE);
+    run.assert_last_line(common::PASS_LINE);
     run.assert_passed();
 }
 
@@ -402,12 +391,7 @@ fn assert_exit_ring(run: &common::Booted, guest: &str, after: usize, last_reason
 /// verdict — and starts no guest.
 #[track_caller]
 fn assert_damaged_blob_refused(damage: boot::boot_blob::BlobDamage, expected: &str) {
-    let hello64 = boot::payloads::find("hello64").and_then(|payload| payload.spec().ok());
-    let options = boot::RunOptions {
-        guests: vec![hello64.expect("hello64 is a built-in")],
-        blob_damage: Some(damage),
-        ..common::options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT)
-    };
+    let options = boot::RunOptions { blob_damage: Some(damage), ..common::bochs_options(&["hello64"]) };
     let run = common::boot(&format!("Bochs boot with a damaged boot blob ({damage:?})"), &options);
     let line = run.assert_line_starting_with("[hv ERROR] boot blob refused: ", "the kernel's refusal");
     if !line.starts_with(expected) {

@@ -12,9 +12,22 @@ use std::time::Duration;
 
 use boot::{EmulatorChoice, GuestSpec, RunError, RunOptions, RunOutcome};
 
+/// Bochs is slow; leave plenty of room (a run takes seconds when all is well).
+pub const BOCHS_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The last line of a passing run.
+pub const PASS_LINE: &str = boot::verdict::PASS_LINE;
+
 /// Options for a test run: the built-in kernel and guests, no streaming.
 pub fn options(emulator: EmulatorChoice, uefi: bool, timeout: Duration) -> RunOptions {
     RunOptions { emulator, uefi, timeout, stream: false, ..RunOptions::default() }
+}
+
+/// Options for a Bochs BIOS run of the built-in payloads `names`, in order,
+/// with [`BOCHS_TIMEOUT`].
+#[track_caller]
+pub fn bochs_options(names: &[&str]) -> RunOptions {
+    RunOptions { guests: built_in_guests(names), ..options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT) }
 }
 
 /// The built-in payloads called `names`, in order (like `--guest NAME ...`).

@@ -24,10 +24,8 @@
 
 use core::arch::asm;
 
-use guest_rt::checks::Checks;
+use guest_rt::checks::{expect_gp, Attempt, Checks};
 use guest_rt::idt;
-
-use crate::{expect_gp, Attempt};
 
 /// CR0.NE (bit 5), numeric error: fixed to 1 in VMX operation
 /// (IA32_VMX_CR0_FIXED0), so owned by the hypervisor.

@@ -16,10 +16,8 @@
 
 use core::arch::asm;
 
-use guest_rt::checks::Checks;
+use guest_rt::checks::{expect_exception, Attempt, Checks};
 use guest_rt::idt::{self, INVALID_OPCODE};
-
-use crate::{expect_exception, Attempt};
 
 /// Runs the checks. Needs the IDT installed.
 pub fn run(checks: &mut Checks) {

@@ -22,10 +22,8 @@ mod cr;
 mod instructions;
 mod xcr;
 
-use core::fmt;
-
 use guest_rt::checks::Checks;
-use guest_rt::idt::{self, Fault, GENERAL_PROTECTION};
+use guest_rt::idt;
 use guest_rt::{exit, println};
 
 guest_rt::entry!(main);
@@ -40,45 +38,4 @@ fn main() -> ! {
     instructions::run(&mut checks);
     checks.report();
     exit(checks.failed())
-}
-
-/// The outcome of one instruction run under [`idt::expect_fault`]: its
-/// result or the fault it raised, and the instruction's address (where the
-/// fault must point: a fault reports the faulting instruction's RIP, also
-/// when the hypervisor injects it, SDM Vol. 3C, 27.6 "Event Injection").
-pub struct Attempt<T> {
-    /// What the instruction produced, or the fault.
-    pub result: Result<T, Fault>,
-    /// The instruction's address.
-    pub at: u64,
-}
-
-/// Checks that `attempt` raised `vector` with `error_code` at its own
-/// instruction: `ok: <what> -> #GP(0)` or a `FAIL:` line saying what
-/// happened instead. Returns whether the instruction was (wrongly) allowed,
-/// so that the caller can undo its effect.
-pub fn expect_exception<T: fmt::LowerHex>(
-    checks: &mut Checks,
-    what: impl fmt::Display,
-    attempt: Attempt<T>,
-    vector: u8,
-    error_code: Option<u64>,
-) -> bool {
-    let want = Fault { vector, error_code, rip: attempt.at };
-    match attempt.result {
-        Ok(value) => {
-            checks.fail(what, format_args!("allowed, value {value:#x} (expected {want})"));
-            return true;
-        }
-        Err(fault) if fault == want => checks.pass(what, want),
-        Err(fault) => {
-            checks.fail(what, format_args!("{fault} at rip {:#x} (expected {want} at rip {:#x})", fault.rip, want.rip))
-        }
-    }
-    false
-}
-
-/// [`expect_exception`] for the most common answer, #GP(0).
-pub fn expect_gp<T: fmt::LowerHex>(checks: &mut Checks, what: impl fmt::Display, attempt: Attempt<T>) -> bool {
-    expect_exception(checks, what, attempt, GENERAL_PROTECTION, Some(0))
 }

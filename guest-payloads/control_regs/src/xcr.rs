@@ -22,10 +22,10 @@
 
 use core::arch::asm;
 
-use guest_rt::checks::Checks;
+use guest_rt::checks::{expect_gp, Attempt, Checks};
 use guest_rt::idt;
 
-use crate::{cr, expect_gp, Attempt};
+use crate::cr;
 
 /// CR4.OSXSAVE (bit 18): the OS supports XSAVE; enables XGETBV/XSETBV.
 const CR4_OSXSAVE: u64 = 1 << 18;

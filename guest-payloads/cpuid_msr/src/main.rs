@@ -22,8 +22,8 @@ mod msr;
 
 use core::arch::asm;
 
-use guest_rt::checks::Checks;
-use guest_rt::idt::{self, Fault, GENERAL_PROTECTION, INVALID_OPCODE};
+use guest_rt::checks::{expect_exception, Attempt, Checks};
+use guest_rt::idt::{self, GENERAL_PROTECTION, INVALID_OPCODE};
 use guest_rt::{exit, println};
 
 guest_rt::entry!(main);
@@ -38,37 +38,6 @@ fn main() -> ! {
     msr::run(&mut checks);
     checks.report();
     exit(checks.failed())
-}
-
-/// The outcome of one instruction run under [`idt::expect_fault`]: its
-/// result or the fault it raised, and the instruction's address (where the
-/// fault must point: a fault reports the faulting instruction's RIP, also
-/// when the hypervisor injects it, SDM Vol. 3C, 27.6 "Event Injection").
-pub struct Attempt<T> {
-    /// What the instruction produced, or the fault.
-    pub result: Result<T, Fault>,
-    /// The instruction's address.
-    pub at: u64,
-}
-
-/// Checks that `attempt` raised `vector` with `error_code` at its own
-/// instruction: `ok: <what> -> #GP(0)` or a `FAIL:` line saying what
-/// happened instead.
-pub fn expect_exception<T: core::fmt::LowerHex>(
-    checks: &mut Checks,
-    what: impl core::fmt::Display,
-    attempt: Attempt<T>,
-    vector: u8,
-    error_code: Option<u64>,
-) {
-    let want = Fault { vector, error_code, rip: attempt.at };
-    match attempt.result {
-        Ok(value) => checks.fail(what, format_args!("allowed, value {value:#x} (expected {want})")),
-        Err(fault) if fault == want => checks.pass(what, want),
-        Err(fault) => {
-            checks.fail(what, format_args!("{fault} at rip {:#x} (expected {want} at rip {:#x})", fault.rip, want.rip))
-        }
-    }
 }
 
 /// Shows that the IDT works before relying on it: a closure that does not

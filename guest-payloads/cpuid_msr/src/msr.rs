@@ -20,10 +20,8 @@
 use core::arch::asm;
 use core::fmt;
 
-use guest_rt::checks::Checks;
+use guest_rt::checks::{expect_exception, Attempt, Checks};
 use guest_rt::idt::{self, GENERAL_PROTECTION, INVALID_OPCODE};
-
-use crate::{expect_exception, Attempt};
 
 /// A model-specific register: its number and its SDM name.
 #[derive(Clone, Copy)]

@@ -5,6 +5,7 @@
 //! dependency of its own on `hypervisor-core`.
 
 use core::arch::asm;
+use core::fmt;
 
 pub use hypervisor_core::hypercall::{Hypercall, HypercallError, InfoKey, EXIT_PORT, MAX_PRINT_LEN, SERIAL_PORT};
 
@@ -95,4 +96,55 @@ pub fn yield_now() -> Result<u64, HypercallError> {
 pub fn exit(status: u32) -> ! {
     vmcall(Hypercall::Exit as u64, u64::from(status), 0, 0);
     crate::halt()
+}
+
+/// What a check expects a hypercall to return (see
+/// [`crate::checks::Checks::expect`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    /// Exactly this value (shown in decimal).
+    Value(u64),
+    /// Exactly this value (shown in hex).
+    Hex(u64),
+    /// A value > 0 (not shown: it varies between machines).
+    Positive,
+    /// This error.
+    Error(HypercallError),
+}
+
+impl Expect {
+    /// Whether `got` is what is expected.
+    pub fn accepts(self, got: Result<u64, HypercallError>) -> bool {
+        match (self, got) {
+            (Self::Value(want) | Self::Hex(want), Ok(value)) => value == want,
+            (Self::Positive, Ok(value)) => (value as i64) > 0,
+            (Self::Error(want), Err(error)) => error == want,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Value(value) => write!(f, "{value}"),
+            Self::Hex(value) => write!(f, "{value:#x}"),
+            Self::Positive => f.write_str("positive"),
+            Self::Error(error) => write!(f, "{error:?}"),
+        }
+    }
+}
+
+/// A hypercall result as shown in a failure line: small values in decimal,
+/// others in hex, errors by name.
+pub struct Shown(pub Result<u64, HypercallError>);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Ok(value) if value < 0x1_0000 => write!(f, "{value}"),
+            Ok(value) => write!(f, "{value:#x}"),
+            Err(error) => write!(f, "{error:?}"),
+        }
+    }
 }

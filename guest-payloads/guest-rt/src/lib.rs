@@ -33,7 +33,8 @@
 //!   calls `idt::install` runs with the hypervisor's empty tables, where any
 //!   exception ends in a triple fault.
 //! - **Checks.** [`checks::Checks`]: a tally printing one `ok:`/`FAIL:` line
-//!   per check and a final `checks: N passed, M failed` line.
+//!   per check and a final `checks: N passed, M failed` line, and
+//!   `checks::expect_exception`/`expect_gp` for instructions that must fault.
 //! - **Panics.** This crate defines the `#[panic_handler]`: a panic prints
 //!   `panic: <message>` on COM1 and exits with status [`PANIC_STATUS`]
 //!   (255). A program has exactly one panic handler, so a payload must not

@@ -16,9 +16,8 @@
 
 mod measure;
 
-use core::fmt;
-
-use guest_rt::hypercall::{self, HypercallError, InfoKey, MAX_PRINT_LEN};
+use guest_rt::checks::Checks;
+use guest_rt::hypercall::{self, Expect, HypercallError, InfoKey, Shown, MAX_PRINT_LEN, SERIAL_PORT};
 use guest_rt::{exit, println};
 
 guest_rt::entry!(main);
@@ -54,14 +53,14 @@ const STRING_IO_LINE: &[u8] = b"printed with rep outsb through the guest's page 
 /// RCX = count, DX = port), without polling the line status: the virtual
 /// UART's transmitter is always ready.
 fn print_with_rep_outsb(bytes: &[u8]) {
-    // SAFETY: reads `bytes.len()` bytes from `bytes`; port 0x3F8 is our UART.
+    // SAFETY: reads `bytes.len()` bytes from `bytes`; SERIAL_PORT is our UART.
     unsafe {
         core::arch::asm!(
             "cld",
             "rep outsb",
             inout("rsi") bytes.as_ptr() => _,
             inout("rcx") bytes.len() => _,
-            in("dx") 0x3F8u16,
+            in("dx") SERIAL_PORT,
             options(nostack, readonly),
         );
     }
@@ -72,17 +71,17 @@ fn main() -> ! {
     println!("hello from a 64-bit guest");
     print_with_rep_outsb(STRING_IO_LINE);
 
-    let mut checks = Checks::default();
+    let mut checks = Checks::new();
     run_checks(&mut checks);
-    println!("checks: {} passed, {} failed", checks.passed, checks.failed);
+    checks.report();
 
     let tsc_hz = hypercall::info(InfoKey::TscHz).unwrap_or(0);
     println!("measure: tsc frequency {tsc_hz} Hz");
     println!("measure: cpuid round trip {} ticks", measure::cpuid_round_trip());
     println!("measure: null vmcall round trip {} ticks", measure::null_vmcall_round_trip());
 
-    println!("exiting with status {}", checks.failed);
-    exit(checks.failed)
+    println!("exiting with status {}", checks.failed());
+    exit(checks.failed())
 }
 
 /// One hypercall check after another, one output line each.
@@ -95,10 +94,10 @@ fn run_checks(checks: &mut Checks) {
     // The id is the guest's position in the boot's guest list: 0 when hello64
     // runs alone, something else when other guests come first.
     let guest_id = hypercall::info(InfoKey::GuestId);
-    checks.holds(
+    checks.check(
         "info(GuestId)",
-        "a position in the guest list",
         matches!(guest_id, Ok(id) if id < MAX_GUESTS),
+        "a position in the guest list",
         format_args!("{guest_id:?} (expected below {MAX_GUESTS})"),
     );
 
@@ -115,10 +114,10 @@ fn run_checks(checks: &mut Checks) {
         }
         _ => false,
     };
-    checks.holds(
+    checks.check(
         "info(ReservedBase), info(ReservedSize)",
-        "plausible",
         plausible,
+        "plausible",
         format_args!(
             "base {}, size {} (expected page-aligned base >= {IMAGE_LIMIT:#x}, size > 0, base + size == RamSize)",
             Shown(base),
@@ -153,84 +152,4 @@ fn run_checks(checks: &mut Checks) {
     );
 
     checks.expect("yield", hypercall::yield_now(), Expect::Value(0));
-}
-
-/// What a check expects a hypercall to return.
-#[derive(Debug, Clone, Copy)]
-enum Expect {
-    /// Exactly this value (shown in decimal).
-    Value(u64),
-    /// Exactly this value (shown in hex).
-    Hex(u64),
-    /// A value > 0 (not shown: it varies between machines).
-    Positive,
-    /// This error.
-    Error(HypercallError),
-}
-
-impl Expect {
-    fn accepts(self, got: Result<u64, HypercallError>) -> bool {
-        match (self, got) {
-            (Self::Value(want) | Self::Hex(want), Ok(value)) => value == want,
-            (Self::Positive, Ok(value)) => (value as i64) > 0,
-            (Self::Error(want), Err(error)) => error == want,
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for Expect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Value(value) => write!(f, "{value}"),
-            Self::Hex(value) => write!(f, "{value:#x}"),
-            Self::Positive => f.write_str("positive"),
-            Self::Error(error) => write!(f, "{error:?}"),
-        }
-    }
-}
-
-/// A hypercall result as shown in a failure line.
-struct Shown(Result<u64, HypercallError>);
-
-impl fmt::Display for Shown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Ok(value) if value < 0x1_0000 => write!(f, "{value}"),
-            Ok(value) => write!(f, "{value:#x}"),
-            Err(error) => write!(f, "{error:?}"),
-        }
-    }
-}
-
-/// The tally of checks.
-#[derive(Default)]
-struct Checks {
-    passed: u32,
-    failed: u32,
-}
-
-impl Checks {
-    /// Checks one result: `ok: <what> -> <expected>` or
-    /// `FAIL: <what> -> <got> (expected <expected>)`.
-    fn expect(&mut self, what: &str, got: Result<u64, HypercallError>, want: Expect) {
-        if want.accepts(got) {
-            self.passed += 1;
-            println!("ok: {what} -> {want}");
-        } else {
-            self.failed += 1;
-            println!("FAIL: {what} -> {} (expected {want})", Shown(got));
-        }
-    }
-
-    /// Checks a condition: `ok: <what> -> <summary>` or `FAIL: <what> -> <detail>`.
-    fn holds(&mut self, what: &str, summary: &str, passed: bool, detail: fmt::Arguments<'_>) {
-        if passed {
-            self.passed += 1;
-            println!("ok: {what} -> {summary}");
-        } else {
-            self.failed += 1;
-            println!("FAIL: {what} -> {detail}");
-        }
-    }
 }

@@ -13,10 +13,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::arch::asm;
-use core::fmt;
 
 use guest_rt::checks::Checks;
-use guest_rt::hypercall::{self, Hypercall, HypercallError, InfoKey, MAX_PRINT_LEN};
+use guest_rt::hypercall::{self, Expect, Hypercall, HypercallError, InfoKey, Shown, MAX_PRINT_LEN};
 use guest_rt::{exit, print, println};
 
 guest_rt::entry!(main);
@@ -25,9 +24,9 @@ guest_rt::entry!(main);
 const SUCCESS_STATUS: u32 = 0x42;
 
 /// The most guests one boot can hold (the boot blob's limit).
-const MAX_GUESTS: u64 = 16;
+const MAX_GUESTS: u64 = hypervisor_core::blob::MAX_GUESTS as u64;
 /// Guest RAM comes in multiples of 2 MiB.
-const RAM_GRANULE: u64 = 2 << 20;
+const RAM_GRANULE: u64 = hypervisor_core::guest_memory::BLOCK_SIZE;
 /// The end of the payload image (guest-rt's `link.ld`).
 const IMAGE_END: u64 = 0x18_0000;
 /// How far below the reserved region the stack may lie (it starts just below it).
@@ -68,26 +67,25 @@ fn main() -> ! {
 
 /// Every check, one output line each.
 fn run_checks(checks: &mut Checks) {
-    expect(checks, "null", hypercall::null(), Expect::Value(0));
+    checks.expect("null", hypercall::null(), Expect::Value(0));
     registers_preserved(checks);
 
     let ram_size = info_checks(checks);
     print_checks(checks, ram_size);
 
     for (key, what) in [(6, "info(6)"), (u64::MAX, "info(u64::MAX)")] {
-        expect(checks, what, hypercall::info_raw(key), Expect::Error(HypercallError::BadArgument));
+        checks.expect(what, hypercall::info_raw(key), Expect::Error(HypercallError::BadArgument));
     }
     // u64::MAX is also the code of UnknownCall (-1): a hypervisor that left
     // RAX alone would pass this one; the other two tell.
     for (number, what) in [(5, "call 5"), (0x100, "call 0x100"), (u64::MAX, "call u64::MAX")] {
-        expect(
-            checks,
+        checks.expect(
             what,
             hypercall::decode(hypercall::vmcall(number, 0, 0, 0)),
             Expect::Error(HypercallError::UnknownCall),
         );
     }
-    expect(checks, "yield", hypercall::yield_now(), Expect::Value(0));
+    checks.expect("yield", hypercall::yield_now(), Expect::Value(0));
 }
 
 /// The six info keys, each with a plausibility check (no value that depends
@@ -119,7 +117,7 @@ fn info_checks(checks: &mut Checks) -> u64 {
     );
 
     // Restarts happen only after a crash; this run is the first.
-    expect(checks, "info(RestartCount)", hypercall::info(InfoKey::RestartCount), Expect::Value(0));
+    checks.expect("info(RestartCount)", hypercall::info(InfoKey::RestartCount), Expect::Value(0));
 
     let base = hypercall::info(InfoKey::ReservedBase);
     let rsp = stack_pointer();
@@ -152,8 +150,8 @@ fn info_checks(checks: &mut Checks) -> u64 {
 fn print_checks(checks: &mut Checks, ram_size: u64) {
     let buffer = MAX_LEN_BUFFER.as_ptr() as u64;
 
-    expect(checks, "print(buffer, 0)", hypercall::print_raw(buffer, 0), Expect::Value(0));
-    expect(checks, "print(RamSize, 0)", hypercall::print_raw(ram_size, 0), Expect::Value(0));
+    checks.expect("print(buffer, 0)", hypercall::print_raw(buffer, 0), Expect::Value(0));
+    checks.expect("print(RamSize, 0)", hypercall::print_raw(ram_size, 0), Expect::Value(0));
 
     // The last byte of RAM belongs to the hypervisor's page tables (the top
     // byte of the last page-directory entry, 0); the console shows an
@@ -162,19 +160,18 @@ fn print_checks(checks: &mut Checks, ram_size: u64) {
     print!("the last byte of RAM: ");
     let last = hypercall::print_raw(ram_size - 1, 1);
     println!();
-    expect(checks, "print(RamSize - 1, 1)", last, Expect::Value(1));
+    checks.expect("print(RamSize - 1, 1)", last, Expect::Value(1));
 
     let bad_address = Expect::Error(HypercallError::BadAddress);
-    expect(checks, "print(RamSize - 8, 16)", hypercall::print_raw(ram_size - 8, 16), bad_address);
-    expect(checks, "print(RamSize, 1)", hypercall::print_raw(ram_size, 1), bad_address);
-    expect(checks, "print(RamSize + 1, 0)", hypercall::print_raw(ram_size + 1, 0), bad_address);
-    expect(checks, "print(u64::MAX - 1, 2)", hypercall::print_raw(u64::MAX - 1, 2), bad_address);
+    checks.expect("print(RamSize - 8, 16)", hypercall::print_raw(ram_size - 8, 16), bad_address);
+    checks.expect("print(RamSize, 1)", hypercall::print_raw(ram_size, 1), bad_address);
+    checks.expect("print(RamSize + 1, 0)", hypercall::print_raw(ram_size + 1, 0), bad_address);
+    checks.expect("print(u64::MAX - 1, 2)", hypercall::print_raw(u64::MAX - 1, 2), bad_address);
 
-    expect(checks, "print(buffer, MAX_PRINT_LEN)", hypercall::print(&MAX_LEN_BUFFER), Expect::Value(MAX_PRINT_LEN));
+    checks.expect("print(buffer, MAX_PRINT_LEN)", hypercall::print(&MAX_LEN_BUFFER), Expect::Value(MAX_PRINT_LEN));
     // The range [buffer, buffer + 4097) lies in RAM (the image goes on), so
     // only the length is wrong.
-    expect(
-        checks,
+    checks.expect(
         "print(buffer, MAX_PRINT_LEN + 1)",
         hypercall::print_raw(buffer, MAX_PRINT_LEN + 1),
         Expect::Error(HypercallError::TooLong),
@@ -260,46 +257,4 @@ fn stack_pointer() -> u64 {
     // SAFETY: reads a register.
     unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
     rsp
-}
-
-/// What a check expects a hypercall to return.
-#[derive(Debug, Clone, Copy)]
-enum Expect {
-    /// Exactly this value (shown in decimal).
-    Value(u64),
-    /// This error.
-    Error(HypercallError),
-}
-
-impl fmt::Display for Expect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Value(value) => write!(f, "{value}"),
-            Self::Error(error) => write!(f, "{error:?}"),
-        }
-    }
-}
-
-/// Checks one result: `ok: <what> -> <expected>` or
-/// `FAIL: <what> -> <got> (expected <expected>)`.
-fn expect(checks: &mut Checks, what: impl fmt::Display, got: Result<u64, HypercallError>, want: Expect) {
-    let passed = match (want, got) {
-        (Expect::Value(want), Ok(value)) => value == want,
-        (Expect::Error(want), Err(error)) => error == want,
-        _ => false,
-    };
-    checks.check(what, passed, want, format_args!("{} (expected {want})", Shown(got)));
-}
-
-/// A hypercall result as shown in a failure line.
-struct Shown(Result<u64, HypercallError>);
-
-impl fmt::Display for Shown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Ok(value) if value < 0x1_0000 => write!(f, "{value}"),
-            Ok(value) => write!(f, "{value:#x}"),
-            Err(error) => write!(f, "{error:?}"),
-        }
-    }
 }

@@ -136,16 +136,29 @@ pub fn start_state(
     let cr0 = cr0_rules.apply(cr0_guest);
     let cr4 = cr4_fixed.apply(cr4_guest | CR4_VMXE);
     let flat = |access: u32, limit: u32, selector: u16| Segment { selector, base: 0, limit, access_rights: access };
+    // Protected mode is the baseline: flat 4 GiB segments from a GDT the guest
+    // has yet to load, entered at the fixed load address.
+    let protected = StartState {
+        mode,
+        cr0,
+        cr0_shadow: cr0_guest,
+        cr4,
+        cr4_shadow: cr4_guest,
+        cr3: 0,
+        efer: 0,
+        ia32e_mode: false,
+        cs: flat(CODE_ACCESSED | GRANULAR_32, 0xFFFF_FFFF, 0x08),
+        data: flat(DATA_ACCESSED | GRANULAR_32, 0xFFFF_FFFF, 0x10),
+        tr: flat(TSS_BUSY, 0x67, 0x18),
+        gdtr: (0, 0),
+        idtr: (0, 0),
+        rip: PROTECTED_MODE_LOAD,
+        rsp: PROTECTED_MODE_LOAD,
+        rdx: 0,
+    };
     let state = match mode {
+        // 64 KiB segments at 0, like after a BIOS boot.
         StartMode::Real => StartState {
-            mode,
-            cr0,
-            cr0_shadow: cr0_guest,
-            cr4,
-            cr4_shadow: cr4_guest,
-            cr3: 0,
-            efer: 0,
-            ia32e_mode: false,
             cs: flat(CODE_ACCESSED, 0xFFFF, 0),
             data: flat(DATA_ACCESSED, 0xFFFF, 0),
             tr: flat(TSS_BUSY, 0xFFFF, 0),
@@ -155,42 +168,18 @@ pub fn start_state(
             rip: REAL_MODE_LOAD,
             rsp: REAL_MODE_LOAD,
             rdx: 0x80,
+            ..protected
         },
-        StartMode::Protected => StartState {
-            mode,
-            cr0,
-            cr0_shadow: cr0_guest,
-            cr4,
-            cr4_shadow: cr4_guest,
-            cr3: 0,
-            efer: 0,
-            ia32e_mode: false,
-            cs: flat(CODE_ACCESSED | GRANULAR_32, 0xFFFF_FFFF, 0x08),
-            data: flat(DATA_ACCESSED | GRANULAR_32, 0xFFFF_FFFF, 0x10),
-            tr: flat(TSS_BUSY, 0x67, 0x18),
-            gdtr: (0, 0),
-            idtr: (0, 0),
-            rip: PROTECTED_MODE_LOAD,
-            rsp: PROTECTED_MODE_LOAD,
-            rdx: 0,
-        },
+        StartMode::Protected => protected,
+        // 64-bit code, paging with the loader's tables, the loader's entry and stack.
         StartMode::Long => StartState {
-            mode,
-            cr0,
-            cr0_shadow: cr0_guest,
-            cr4,
-            cr4_shadow: cr4_guest,
             cr3,
             efer: EFER_LONG_MODE,
             ia32e_mode: true,
             cs: flat(CODE_ACCESSED | GRANULAR_64, 0xFFFF_FFFF, 0x08),
-            data: flat(DATA_ACCESSED | GRANULAR_32, 0xFFFF_FFFF, 0x10),
-            tr: flat(TSS_BUSY, 0x67, 0x18),
-            gdtr: (0, 0),
-            idtr: (0, 0),
             rip: entry,
             rsp: stack,
-            rdx: 0,
+            ..protected
         },
     };
     Ok(state)
