@@ -30,9 +30,9 @@
 //! | 0 | 32 | `name` | the name's bytes, zero-padded |
 //! | 32 | 1 | `name_len` | 1 to 32 |
 //! | 33 | 1 | `start_mode` | 0 real, 1 protected, 2 long |
-//! | 34 | 1 | `expected_kind` | 0 exit (status below), 1 crash |
+//! | 34 | 1 | `expected_kind` | 0 exit (status below), 1 crash, 2 over budget |
 //! | 35 | 1 | `image_kind` | 0 ELF64, 1 flat |
-//! | 36 | 4 | `expected_status` | exit status expected (0 when `crash`) |
+//! | 36 | 4 | `expected_status` | exit status expected (0 otherwise) |
 //! | 40 | 8 | `ram_bytes` | multiple of 2 MiB, at most 1 GiB |
 //! | 48 | 8 | `time_slice_ticks` | ≥ 1 |
 //! | 56 | 8 | `budget_ticks` | 0 = unlimited |
@@ -302,7 +302,7 @@ pub enum BlobError {
         /// The byte found.
         value: u8,
     },
-    /// An expected-outcome byte that is not 0 or 1.
+    /// An expected-outcome byte that is not 0, 1 or 2.
     BadExpected {
         /// Index of the guest.
         guest: usize,
@@ -533,6 +533,7 @@ fn encode_record(config: &GuestConfig, image_offset: u64, image_len: u64, record
     let (expected_kind, expected_status) = match config.expected {
         ExpectedOutcome::Exit(status) => (0, status),
         ExpectedOutcome::Crash => (1, 0),
+        ExpectedOutcome::OverBudget => (2, 0),
     };
     record[34] = expected_kind;
     record[35] = match config.image {
@@ -671,6 +672,7 @@ fn decode_record<'a>(
     let expected = match read_u8(record, 34).ok_or(short)? {
         0 => ExpectedOutcome::Exit(expected_status),
         1 => ExpectedOutcome::Crash,
+        2 => ExpectedOutcome::OverBudget,
         value => return Err(BlobError::BadExpected { guest, value }),
     };
     let image_kind = match read_u8(record, 35).ok_or(short)? {
@@ -854,6 +856,27 @@ mod tests {
     }
 
     #[test]
+    fn every_expected_outcome_round_trips() {
+        let outcomes = [
+            ExpectedOutcome::Exit(0),
+            ExpectedOutcome::Exit(u32::MAX),
+            ExpectedOutcome::Crash,
+            ExpectedOutcome::OverBudget,
+        ];
+        for (code, outcome) in [0u8, 0, 1, 2].into_iter().zip(outcomes) {
+            let mut guest = config("g");
+            guest.expected = outcome;
+            guest.budget_ticks = 5_000;
+            let guests = [BlobGuest { config: guest, image: IMAGE_A }];
+            let mut out = vec![0; encoded_len(&guests).unwrap()];
+            write_blob(SETTINGS, &guests, &mut out).unwrap();
+            assert_eq!(out[record_at(0) + 34], code, "{outcome}");
+            let parsed = BootBlob::parse(&out).unwrap();
+            assert_eq!(parsed.guest(0).map(|g| g.config.expected), Ok(outcome));
+        }
+    }
+
+    #[test]
     fn empty_guest_list_round_trips() {
         let mut out = [0u8; HEADER_LEN];
         assert_eq!(write_blob(BlobSettings::default(), &[], &mut out), Ok(HEADER_LEN));
@@ -978,7 +1001,7 @@ mod tests {
             (32, 0, |e| matches!(e, BlobError::BadName { guest: 0, error: NameError::Empty })),
             (32, 33, |e| matches!(e, BlobError::BadName { guest: 0, .. })),
             (33, 3, |e| matches!(e, BlobError::BadStartMode { guest: 0, value: 3 })),
-            (34, 2, |e| matches!(e, BlobError::BadExpected { guest: 0, value: 2 })),
+            (34, 3, |e| matches!(e, BlobError::BadExpected { guest: 0, value: 3 })),
             (35, 9, |e| matches!(e, BlobError::BadImageKind { guest: 0, value: 9 })),
         ];
         for (field, value, is_expected) in cases {

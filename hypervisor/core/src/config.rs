@@ -16,7 +16,8 @@
 //! # Text forms
 //!
 //! [`StartMode`] and [`ExpectedOutcome`] parse from and print as the words the
-//! command line uses: `real` / `protected` / `long`, and `exit:N` / `crash`.
+//! command line uses: `real` / `protected` / `long`, and `exit:N` / `crash` /
+//! `over-budget`.
 
 use core::fmt;
 use core::str::FromStr;
@@ -203,7 +204,7 @@ impl fmt::Display for StartMode {
 pub enum ParseError {
     /// Not `real`, `protected` or `long`.
     UnknownStartMode,
-    /// Not `exit:N` or `crash`.
+    /// Not `exit:N`, `crash` or `over-budget`.
     UnknownOutcome,
     /// `exit:` followed by something that is not a 32-bit number.
     BadExitStatus,
@@ -213,7 +214,7 @@ impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::UnknownStartMode => "unknown start mode: expected `real`, `protected` or `long`",
-            Self::UnknownOutcome => "unknown expected outcome: expected `exit:N` or `crash`",
+            Self::UnknownOutcome => "unknown expected outcome: expected `exit:N`, `crash` or `over-budget`",
             Self::BadExitStatus => "bad exit status: expected a decimal or 0x-prefixed hex number below 2^32",
         })
     }
@@ -234,15 +235,19 @@ pub enum ExpectedOutcome {
     Exit(u32),
     /// The guest crashes (triple fault, or an exit the hypervisor cannot handle).
     Crash,
+    /// The guest never ends by itself and is stopped when it has used its
+    /// CPU-time budget ([`GuestConfig::budget_ticks`]): the expectation of a
+    /// guest written to hog the CPU.
+    OverBudget,
 }
 
 impl ExpectedOutcome {
     /// Whether a guest that ended as `end` met this expectation. A guest that
-    /// ran over its budget never does.
+    /// ran over its budget meets only [`ExpectedOutcome::OverBudget`].
     pub const fn matches(self, end: GuestEnd) -> bool {
         match (self, end) {
             (Self::Exit(expected), GuestEnd::Exited(status)) => expected == status,
-            (Self::Crash, GuestEnd::Crashed) => true,
+            (Self::Crash, GuestEnd::Crashed) | (Self::OverBudget, GuestEnd::OverBudget) => true,
             _ => false,
         }
     }
@@ -260,6 +265,7 @@ impl fmt::Display for ExpectedOutcome {
         match self {
             Self::Exit(status) => write!(f, "exit:{status}"),
             Self::Crash => f.write_str("crash"),
+            Self::OverBudget => f.write_str("over-budget"),
         }
     }
 }
@@ -267,10 +273,13 @@ impl fmt::Display for ExpectedOutcome {
 impl FromStr for ExpectedOutcome {
     type Err = ParseError;
 
-    /// Parses `crash`, or `exit:N` with `N` decimal or `0x`-prefixed hex.
+    /// Parses `crash`, `over-budget`, or `exit:N` with `N` decimal or
+    /// `0x`-prefixed hex.
     fn from_str(text: &str) -> Result<Self, ParseError> {
-        if text == "crash" {
-            return Ok(Self::Crash);
+        match text {
+            "crash" => return Ok(Self::Crash),
+            "over-budget" => return Ok(Self::OverBudget),
+            _ => {}
         }
         let number = text.strip_prefix("exit:").ok_or(ParseError::UnknownOutcome)?;
         let status = match number.strip_prefix("0x").or_else(|| number.strip_prefix("0X")) {
@@ -484,7 +493,12 @@ mod tests {
         assert_eq!("exit:-1".parse::<ExpectedOutcome>(), Err(ParseError::BadExitStatus));
         assert_eq!("exit".parse::<ExpectedOutcome>(), Err(ParseError::UnknownOutcome));
         assert_eq!("panic".parse::<ExpectedOutcome>(), Err(ParseError::UnknownOutcome));
-        for outcome in [ExpectedOutcome::Crash, ExpectedOutcome::Exit(7)] {
+        assert_eq!("over-budget".parse::<ExpectedOutcome>(), Ok(ExpectedOutcome::OverBudget));
+        assert_eq!("over budget".parse::<ExpectedOutcome>(), Err(ParseError::UnknownOutcome));
+        assert_eq!("overbudget".parse::<ExpectedOutcome>(), Err(ParseError::UnknownOutcome));
+        assert_eq!("Over-Budget".parse::<ExpectedOutcome>(), Err(ParseError::UnknownOutcome));
+        assert_eq!(ExpectedOutcome::OverBudget.to_string(), "over-budget");
+        for outcome in [ExpectedOutcome::Crash, ExpectedOutcome::Exit(7), ExpectedOutcome::OverBudget] {
             assert_eq!(outcome.to_string().parse::<ExpectedOutcome>(), Ok(outcome));
         }
         assert_eq!(ExpectedOutcome::Exit(3).to_string(), "exit:3");
@@ -501,6 +515,10 @@ mod tests {
         assert!(!Verdict::judge(E::Crash, G::Exited(0)).passed());
         assert!(!Verdict::judge(E::Crash, G::OverBudget).passed());
         assert!(!Verdict::judge(E::Exit(0), G::OverBudget).passed());
+        assert!(Verdict::judge(E::OverBudget, G::OverBudget).passed());
+        assert!(!Verdict::judge(E::OverBudget, G::Crashed).passed());
+        assert!(!Verdict::judge(E::OverBudget, G::Exited(0)).passed());
+        assert_eq!(Verdict::judge(E::OverBudget, G::Exited(3)).to_string(), "expected over-budget, got exit:3");
         assert_eq!(Verdict::judge(E::Exit(0), G::Exited(0)).to_string(), "pass");
         assert_eq!(Verdict::judge(E::Exit(0), G::Crashed).to_string(), "expected exit:0, got crash");
         assert_eq!(Verdict::judge(E::Crash, G::OverBudget).to_string(), "expected crash, got over budget");
