@@ -10,6 +10,7 @@ use hypervisor_core::exit::{EptViolationQualification, ExitReason, InterruptionI
 use hypervisor_core::start_state::{start_state, StartStateError};
 use hypervisor_core::vmcs_field::VmcsField;
 
+use crate::vm::cpu_context::CpuContext;
 use crate::vm::entry_check;
 use crate::vm::exit;
 use crate::vm::loader::{self, EntryPoint, LoadError};
@@ -164,10 +165,22 @@ impl From<VmxError> for Crash {
 pub enum Flow {
     /// Resume the guest.
     Continue(Action),
+    /// The guest gives up the rest of its time slice (the `yield` hypercall,
+    /// the preemption timer): the scheduler picks who runs next.
+    Yield(Action),
     /// The guest ended by itself with an exit status.
     Exit(u32),
     /// The hypervisor stops the guest.
     Crash(Crash),
+}
+
+/// Why [`Guest::run_slice`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceEnd {
+    /// Its time slice is over (or it yielded): it is runnable again.
+    Preempted,
+    /// It ended; the scheduler judges or restarts it.
+    Ended(GuestEnd),
 }
 
 /// One guest.
@@ -197,10 +210,18 @@ pub struct Guest {
     pub failed_hypercalls: u64,
     /// How many times it has been restarted.
     pub restart_count: u32,
-    /// TSC at its first VM entry.
+    /// TSC at its first VM entry (0 before it).
     pub first_entry_tsc: u64,
-    /// The guest's XCR0 (x87 only until it executes XSETBV).
-    pub xcr0: u64,
+    /// Ticks it has run, summed over its time slices (what its budget limits).
+    pub cpu_ticks: u64,
+    /// Time slices it has been given.
+    pub slices: u64,
+    /// TSC at the start of the current slice.
+    slice_start: u64,
+    /// TSC at the exit that ended the last slice.
+    slice_end: u64,
+    /// The CPU state the VMCS does not switch (see `vm::cpu_context`).
+    pub context: CpuContext,
     /// Whether every exit prints a trace line (`--trace`, see `vm::trace`).
     pub traced: bool,
     /// Single-stepping state when `--step` selects it (see `vm::step`).
@@ -276,7 +297,11 @@ impl Guest {
             failed_hypercalls: 0,
             restart_count: 0,
             first_entry_tsc: 0,
-            xcr0: 1,
+            cpu_ticks: 0,
+            slices: 0,
+            slice_start: 0,
+            slice_end: 0,
+            context: CpuContext::new(),
             traced: host.trace.includes(id),
             step,
         }))
@@ -287,37 +312,48 @@ impl Guest {
         self.config.name.as_str()
     }
 
-    /// Runs the guest until it ends; returns how.
-    pub fn run(&mut self, host: &Host) -> GuestEnd {
-        if let Err(error) = self.vcpu.load() {
-            return self.crashed(Crash::Vmx(error), host);
+    /// Runs the guest for one time slice: until the slice is used up, the
+    /// guest yields or halts, or it ends. The caller (`vm::scheduler`) has made
+    /// its VMCS current and loaded its [`CpuContext`].
+    pub fn run_slice(&mut self, host: &Host) -> SliceEnd {
+        let start = read_tsc();
+        self.slice_start = start;
+        if self.first_entry_tsc == 0 {
+            self.first_entry_tsc = start;
         }
-        // XCR0 is not part of the VMCS: load this guest's own.
-        crate::vmx::xsetbv(self.xcr0);
-        self.first_entry_tsc = read_tsc();
-        // Tracing is decided once per run, not once per exit: the untraced
+        self.slices += 1;
+        // One deadline covers both limits, so the exit path compares once:
+        // the end of the slice, or the end of the budget if that comes first.
+        let mut deadline = start.saturating_add(self.config.time_slice_ticks);
+        if self.config.has_budget() {
+            deadline = deadline.min(start.saturating_add(self.config.budget_ticks.saturating_sub(self.cpu_ticks)));
+        }
+        // Tracing is decided once per slice, not once per exit: the untraced
         // loop is the loop without tracing, so tracing off costs nothing.
-        if self.traced {
-            return self.run_traced(host);
-        }
-        self.run_loop::<false>(host)
+        let end = if self.traced { self.run_traced(host, deadline) } else { self.run_loop::<false>(host, deadline) };
+        // Up to the last exit: the report of a crash is not the guest's time.
+        self.cpu_ticks += self.slice_end.saturating_sub(start);
+        end
     }
 
-    /// The exit loop of a traced guest, kept out of `run`'s way.
+    /// The exit loop of a traced guest, kept out of `run_slice`'s way.
     #[cold]
     #[inline(never)]
-    fn run_traced(&mut self, host: &Host) -> GuestEnd {
-        self.run_loop::<true>(host)
+    fn run_traced(&mut self, host: &Host, deadline: u64) -> SliceEnd {
+        self.run_loop::<true>(host, deadline)
     }
 
-    /// Enters the guest and handles its exits until it ends; with `TRACED`,
-    /// every exit goes through [`trace::handle_traced`].
+    /// Enters the guest and handles its exits until the slice ends; with
+    /// `TRACED`, every exit goes through [`trace::handle_traced`].
     #[inline(always)]
-    fn run_loop<const TRACED: bool>(&mut self, host: &Host) -> GuestEnd {
+    fn run_loop<const TRACED: bool>(&mut self, host: &Host, deadline: u64) -> SliceEnd {
         loop {
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
-                Err(error) => return self.crashed(Crash::Run(error), host),
+                Err(error) => {
+                    self.slice_end = read_tsc();
+                    return SliceEnd::Ended(self.crashed(Crash::Run(error), host));
+                }
             };
             let slot = self.stats.record(exit.basic_reason, exit.rip);
             // A constant: the compiler keeps only one arm (see `vm::trace`).
@@ -326,33 +362,53 @@ impl Guest {
             let flow = result.unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
             let now = read_tsc();
             self.stats.add_ticks(exit.basic_reason, now - exit.tsc);
-            // The CPU-time budget: checked at every exit; the preemption timer
-            // guarantees one at least every time slice, even from `cli; jmp $`.
-            if self.config.budget_ticks != 0 && now - self.first_entry_tsc >= self.config.budget_ticks {
-                if let Flow::Continue(_) = flow {
-                    self.flush_line();
-                    crate::warn!(
-                        "{}: stopped: used its CPU-time budget of {} ticks (at guest RIP {:#x})",
-                        self.name(),
-                        self.config.budget_ticks,
-                        exit.rip
-                    );
-                    return GuestEnd::OverBudget;
-                }
-            }
             match flow {
-                Flow::Continue(action) => self.stats.ring[slot].action = action,
+                Flow::Continue(action) => {
+                    self.stats.ring[slot].action = action;
+                    // The preemption timer guarantees an exit at least once a
+                    // time slice, even from `cli; jmp $`; this one compare
+                    // notices the end of the slice or of the budget.
+                    if now >= deadline {
+                        return self.slice_expired(now, exit.rip);
+                    }
+                }
+                Flow::Yield(action) => {
+                    self.stats.ring[slot].action = action;
+                    return self.slice_expired(now, exit.rip);
+                }
                 Flow::Exit(status) => {
+                    self.slice_end = exit.tsc;
                     self.stats.ring[slot].action = Action::Stopped;
                     self.flush_line();
-                    return GuestEnd::Exited(status);
+                    return SliceEnd::Ended(GuestEnd::Exited(status));
                 }
                 Flow::Crash(crash) => {
+                    self.slice_end = exit.tsc;
                     self.stats.ring[slot].action = Action::Stopped;
-                    return self.crashed(crash, host);
+                    return SliceEnd::Ended(self.crashed(crash, host));
                 }
             }
         }
+    }
+
+    /// The slice is over: either the guest used up its budget (it is stopped)
+    /// or another guest gets the CPU.
+    #[cold]
+    #[inline(never)]
+    fn slice_expired(&mut self, now: u64, rip: u64) -> SliceEnd {
+        self.slice_end = now;
+        let used = self.cpu_ticks + (now - self.slice_start);
+        if self.config.has_budget() && used >= self.config.budget_ticks {
+            self.flush_line();
+            crate::warn!(
+                "{}: stopped: used its CPU-time budget of {} ticks (at guest RIP {:#x})",
+                self.name(),
+                self.config.budget_ticks,
+                rip
+            );
+            return SliceEnd::Ended(GuestEnd::OverBudget);
+        }
+        SliceEnd::Preempted
     }
 
     /// The VMM: one arm per exit family, each in its own file under `vm/exit/`.
@@ -461,10 +517,13 @@ impl Guest {
         crate::error!("{}:   R13 {:#018x} R14 {:#018x} R15 {:#018x}", name, r.r13, r.r14, r.r15);
     }
 
-    /// Host memory this guest costs beyond its RAM: VMCS, EPT tables, this
-    /// structure (which holds the saved registers and counters).
+    /// Host memory this guest costs beyond its RAM: VMCS, EPT tables, its
+    /// saved CPU context (XSAVE area), and this structure (which holds the
+    /// saved registers and counters). The MSR bitmap is shared by all guests.
     pub fn overhead_bytes(&self) -> u64 {
-        4096 + self.ept.tables_used() as u64 * 4096 + core::mem::size_of::<Guest>() as u64
+        4096 + self.ept.tables_used() as u64 * 4096
+            + CpuContext::bytes() as u64
+            + core::mem::size_of::<Guest>() as u64
     }
 }
 

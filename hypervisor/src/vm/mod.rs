@@ -1,10 +1,12 @@
 //! The virtual machines: reading the guest list, building each guest, running
 //! it, judging how it ended.
+pub mod cpu_context;
 pub mod entry_check;
 pub mod exit;
 pub mod guest;
 pub mod loader;
 pub mod memory;
+pub mod scheduler;
 pub mod setup;
 pub mod stats;
 pub mod step;
@@ -12,11 +14,10 @@ pub mod trace;
 
 use hypervisor_core::blob::BootBlob;
 use hypervisor_core::caps::VmxCapabilities;
-use hypervisor_core::config::{GuestConfig, GuestEnd, Verdict};
 use hypervisor_core::cpuid::CpuidPolicy;
 
 use crate::platform::console::{self, Level};
-use crate::vm::guest::Guest;
+use crate::vm::scheduler::Scheduler;
 use crate::vm::setup::Controls;
 use crate::vmx::{self, on};
 
@@ -51,7 +52,7 @@ fn log_level_from_blob(level: u8) -> Level {
     }
 }
 
-/// Brings VT-x up, runs every guest of the boot blob one after another, and
+/// Brings VT-x up, runs every guest of the boot blob side by side (see `scheduler`), and
 /// says whether each ended as its config expected.
 pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'static str> {
     let blob = match ramdisk.map(BootBlob::parse) {
@@ -122,96 +123,37 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
         break_entry: settings.break_entry,
     };
 
+    let xsave = match cpu_context::XsaveLayout::detect() {
+        Ok(layout) => layout,
+        Err(error) => {
+            crate::error!("{}", error);
+            return Err("cannot switch guest state");
+        }
+    };
+    crate::info!(
+        "XSAVE: state components {:#x} switched per guest in a {}-byte area",
+        xsave.all_components,
+        xsave.area_bytes
+    );
+
+    let mut scheduler = Scheduler::new(&host, xsave, kernel_entry_tsc);
     let mut all_passed = true;
-    let mut next_vpid: u16 = 1;
     for (index, entry) in blob.guests().enumerate() {
-        let guest_entry = match entry {
-            Ok(guest) => guest,
+        match entry {
+            Ok(guest) => scheduler.add(index, guest.config, guest.image),
             Err(error) => {
                 crate::error!("guest {}: {}", index, error);
                 all_passed = false;
-                continue;
             }
-        };
-        let config = guest_entry.config;
-        all_passed &= run_guest(index, config, guest_entry.image, &host, &mut next_vpid, kernel_entry_tsc);
+        }
     }
+    all_passed &= scheduler.run();
+    drop(scheduler);
     vmx_operation.disable();
     if all_passed {
         Ok(())
     } else {
         Err("a guest did not end as expected")
-    }
-}
-
-/// Creates one guest and runs it to its end, restarting it after a crash as
-/// often as its restart policy allows (each run starts from a fresh copy of
-/// its image in freshly zeroed RAM; the guest learns the count from the `info`
-/// hypercall). Returns whether it ended as its config expected.
-fn run_guest(
-    index: usize,
-    config: GuestConfig,
-    image: &[u8],
-    host: &Host,
-    next_vpid: &mut u16,
-    kernel_entry_tsc: u64,
-) -> bool {
-    let name = config.name;
-    let mut restarts = 0;
-    loop {
-        let mut guest = match Guest::create(index, config, image, host, *next_vpid) {
-            Ok(guest) => guest,
-            Err(error) => {
-                crate::error!("{}: cannot create the guest: {}", name, error);
-                crate::info!("{}: verdict FAIL (expected {}, could not start)", name, config.expected);
-                return false;
-            }
-        };
-        *next_vpid = next_vpid.wrapping_add(1).max(1);
-        guest.restart_count = restarts;
-        crate::info!(
-            "{}: {} MiB RAM, entry {:#x} in {} mode, EPT {} tables, VPID {}",
-            name,
-            guest.ram.size() >> 20,
-            guest.entry.rip,
-            config.start_mode,
-            guest.ept.tables_used(),
-            guest.vpid
-        );
-        let started = vmx::read_tsc();
-        if index == 0 && restarts == 0 {
-            crate::info!("kernel entry to first VM entry: {} ticks", started - kernel_entry_tsc);
-        }
-        let end = guest.run(host);
-        let ticks = vmx::read_tsc() - started;
-        if guest.step.is_some() {
-            step::report(&guest);
-        }
-        guest.stats.print_by_reason(name.as_str());
-        crate::info!(
-            "{}: ran {} ticks, {} exits, {} failed hypercalls, {} bytes of hypervisor memory beyond its RAM",
-            name,
-            ticks,
-            guest.stats.total_exits,
-            guest.failed_hypercalls,
-            guest.overhead_bytes()
-        );
-        // Tear down before a restart: RAM zeroed and returned, EPT tables and VMCS freed.
-        drop(guest);
-        if end == GuestEnd::Crashed && restarts < config.restart_limit {
-            restarts += 1;
-            crate::info!("{}: crashed; restarting ({} of {} restarts)", name, restarts, config.restart_limit);
-            continue;
-        }
-        let verdict = Verdict::judge(config.expected, end);
-        crate::info!(
-            "{}: ended {}: verdict {} (expected {})",
-            name,
-            describe_end(end),
-            verdict_word(verdict),
-            config.expected
-        );
-        return verdict.passed();
     }
 }
 
@@ -245,16 +187,4 @@ pub(crate) fn guest_paging_registers() -> Result<hypervisor_core::guest_walk::Pa
         efer: vmx::vmcs::read(VmcsField::GuestIa32Efer)?,
         max_phys_bits: hypervisor_core::guest_walk::MAX_PHYS_BITS,
     })
-}
-
-fn describe_end(end: GuestEnd) -> alloc::string::String {
-    alloc::format!("{end}")
-}
-
-fn verdict_word(verdict: Verdict) -> &'static str {
-    if verdict.passed() {
-        "PASS"
-    } else {
-        "FAIL"
-    }
 }

@@ -225,6 +225,8 @@ impl fmt::Display for Outcome<'_> {
             Ok(Flow::Continue(Action::Injected(vector))) => write!(f, "injected {}", ExceptionName(*vector)),
             Ok(Flow::Continue(Action::Resumed | Action::None)) => f.write_str("resumed"),
             Ok(Flow::Continue(Action::Stopped)) => f.write_str("stopped"),
+            Ok(Flow::Yield(Action::Emulated)) => f.write_str("emulated; the guest yields the CPU"),
+            Ok(Flow::Yield(_)) => f.write_str("end of its time slice"),
             Ok(Flow::Exit(status)) => write!(f, "exit status {status:#x}"),
             Ok(Flow::Crash(crash)) => write!(f, "stopped: {crash}"),
             Err(error) => write!(f, "stopped: {error}"),

@@ -45,7 +45,11 @@ pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxEr
             return Ok(Flow::Exit(arguments[0] as u32));
         }
         Some(Hypercall::Info) => info(guest, host, arguments[0]),
-        Some(Hypercall::Yield) => Ok(0),
+        Some(Hypercall::Yield) => {
+            guest.vcpu.registers.rax = 0;
+            guest.vcpu.advance_rip(exit)?;
+            return Ok(Flow::Yield(Action::Emulated));
+        }
     };
     guest.vcpu.registers.rax = match result {
         Ok(value) => value,

@@ -31,7 +31,7 @@ pub fn handle(guest: &mut Guest, exit: &Exit) -> Result<Flow, VmxError> {
     let supported = (u64::from(leaf.edx) << 32) | u64::from(leaf.eax);
     match check_xcr0(index, value, supported) {
         Ok(xcr0) => {
-            guest.xcr0 = xcr0;
+            guest.context.xcr0 = xcr0;
             crate::vmx::xsetbv(xcr0);
             guest.vcpu.advance_rip(exit)?;
             Ok(Flow::Continue(Action::Emulated))
