@@ -5,6 +5,9 @@
 //!   alone; the default run of every built-in guest is `tests/guests.rs`'s).
 //! - `qemu_no_vtx_bios` / `qemu_no_vtx_uefi`: QEMU's TCG has no VT-x, so the
 //!   hypervisor must say so and fail, through either firmware.
+//! - `bochs_self_hardening`: the hypervisor's own mappings are W^X (the
+//!   kernel's report line), its transient-execution mitigations are reported,
+//!   and its code and constants have the same checksum after the guests ran.
 //! - `timeout_kills_the_emulator`: the runner's own timeout path.
 //!
 //! The tests run in parallel, each in a run directory of its own under
@@ -44,6 +47,58 @@ fn bochs_boot() {
     run.assert_hv_line_containing(MEMORY_REPORT, "memory report");
     run.assert_hv_field(VMCS_REVISION.0, VMCS_REVISION.1, "VMCS revision id in the capability report");
     run.assert_hv_field(TRUE_CONTROLS.0, TRUE_CONTROLS.1, "TRUE-controls line in the capability report");
+    run.assert_last_line(common::PASS_LINE);
+    run.assert_passed();
+}
+
+/// The W^X line: `memory: W^X enforced: N code pages RX, M read-only pages, K data pages RW+NX, ...`.
+const WX_PREFIX: &str = "[hv INFO ] memory: W^X enforced: ";
+/// The transient-execution report, one line.
+const MITIGATIONS_PREFIX: &str = "[hv INFO ] mitigations: IBPB on guest switch: ";
+/// The integrity lines around the guests' run.
+const CHECKSUM_START: &str = "[hv INFO ] hypervisor image: code+rodata checksum 0x";
+
+/// The hypervisor hardens its own mappings at boot, verifies them, reports
+/// its mitigations, and its code and constants are unchanged after the guests ran.
+#[test]
+fn bochs_self_hardening() {
+    let options = common::bochs_options(&["hello64"]);
+    let run = common::boot("Bochs boot (W^X, mitigations, image checksum)", &options);
+    let wx = run.assert_line_starting_with(WX_PREFIX, "W^X report");
+    // The first three numbers: code, read-only and data pages, each non-zero.
+    let counts: Vec<u64> = wx[WX_PREFIX.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|word| !word.is_empty())
+        .take(3)
+        .filter_map(|number| number.parse().ok())
+        .collect();
+    if counts.len() != 3 || counts.contains(&0) {
+        run.fail(&format!("the W^X line should count code, read-only and data pages, all non-zero: {wx}"));
+    }
+    for part in ["code pages RX", "read-only pages", "data pages RW+NX", "physical window NX", "read-only in it"] {
+        if !wx.contains(part) {
+            run.fail(&format!("the W^X line lacks {part:?}: {wx}"));
+        }
+    }
+    if run.lines().any(|line| line.contains("W^X VIOLATION")) {
+        run.fail("the hypervisor reported a W^X violation");
+    }
+    let mitigations = run.assert_line_starting_with(MITIGATIONS_PREFIX, "mitigations report");
+    for part in ["; L1D flush on entry: ", "; VERW on entry: "] {
+        if !mitigations.contains(part) {
+            run.fail(&format!("the mitigations line lacks {part:?}: {mitigations}"));
+        }
+    }
+    // `... checksum 0x<16 hex digits> at start`, then the same value `at end: unchanged`.
+    let start = run.assert_line_starting_with(CHECKSUM_START, "image checksum at start");
+    let value = &start[CHECKSUM_START.len() - 2..];
+    let Some(value) = value.strip_suffix(" at start") else {
+        run.fail(&format!("the first checksum line should end with ` at start`: {start}"));
+    };
+    if value.len() != 18 || !value[2..].chars().all(|c| c.is_ascii_hexdigit()) {
+        run.fail(&format!("the checksum should be 0x and 16 hex digits: {start}"));
+    }
+    run.assert_exact_line(&format!("[hv INFO ] hypervisor image: code+rodata checksum {value} at end: unchanged"));
     run.assert_last_line(common::PASS_LINE);
     run.assert_passed();
 }

@@ -62,6 +62,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         4096,
         guard_pages
     );
+    match platform::paging::harden(boot_info) {
+        Ok(report) => info!("memory: {}", report),
+        Err(violation) => {
+            error!("memory: W^X VIOLATION: {}", violation);
+            power_off(Verdict::Fail, "the hypervisor's own mappings break W^X");
+        }
+    }
+    info!("mitigations: {}", platform::mitigations::Mitigations::get());
+    let image_at_start = platform::paging::report_image_at_start();
 
     let ramdisk = boot_info.ramdisk_addr.into_option().map(|address| {
         // SAFETY: the bootloader mapped the ramdisk at this address with this
@@ -70,9 +79,11 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     });
 
     let verdict = vm::run_all(ramdisk, entry_tsc);
+    let image_unchanged = platform::paging::report_image_at_end(image_at_start);
     match verdict {
-        Ok(()) => power_off(Verdict::Pass, ""),
         Err(reason) => power_off(Verdict::Fail, reason),
+        Ok(()) if !image_unchanged => power_off(Verdict::Fail, "the hypervisor's code or constants changed"),
+        Ok(()) => power_off(Verdict::Pass, ""),
     }
 }
 

@@ -33,6 +33,8 @@ pub mod guest_walk;
 pub mod hypercall;
 pub mod instruction_error;
 pub mod msr;
+pub mod speculation;
 pub mod start_state;
 pub mod vmcs_field;
+pub mod wx;
 pub mod xcr;

@@ -126,6 +126,12 @@ pub fn stats() -> MemoryStats {
     FRAMES.lock().stats
 }
 
+/// The virtual address where the bootloader mapped physical address 0 (the
+/// physical window), once [`init`] has run.
+pub fn physical_offset() -> Option<u64> {
+    PHYSICAL_OFFSET.get().copied()
+}
+
 /// Converts a physical address into the virtual address where it is mapped.
 pub fn phys_to_virt(physical: u64) -> *mut u8 {
     let offset = *PHYSICAL_OFFSET.get().expect("memory::init runs first");

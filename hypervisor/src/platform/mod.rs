@@ -5,6 +5,8 @@ pub mod console;
 pub mod gdt;
 pub mod idt;
 pub mod memory;
+pub mod mitigations;
+pub mod paging;
 pub mod pic;
 pub mod power;
 pub mod tsc;
