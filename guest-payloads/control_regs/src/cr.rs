@@ -22,10 +22,8 @@
 //! (the write exits: the hypervisor must refuse it). Both must end in #GP(0)
 //! at the MOV, with CR0 unchanged.
 
-use core::arch::asm;
-
 use guest_rt::checks::{expect_gp, Attempt, Checks};
-use guest_rt::idt;
+use guest_rt::privileged::{self, read_cr0, read_cr4};
 
 /// CR0.NE (bit 5), numeric error: fixed to 1 in VMX operation
 /// (IA32_VMX_CR0_FIXED0), so owned by the hypervisor.
@@ -136,66 +134,17 @@ fn write_and_read_back(checks: &mut Checks, what: &str, value: u64, shows: &str)
     }
 }
 
-/// MOV from CR0: never exits (the owned bits come from the read shadow).
-pub fn read_cr0() -> u64 {
-    let value;
-    // SAFETY: reading CR0 has no side effects.
-    unsafe { asm!("mov {}, cr0", out(reg) value, options(nomem, nostack, preserves_flags)) };
-    value
-}
-
-/// MOV from CR4: never exits (the owned bits come from the read shadow).
-pub fn read_cr4() -> u64 {
-    let value;
-    // SAFETY: reading CR4 has no side effects.
-    unsafe { asm!("mov {}, cr4", out(reg) value, options(nomem, nostack, preserves_flags)) };
-    value
-}
-
-/// MOV to CR0. Returns the value written when allowed.
+/// MOV to CR0 through guest-rt.
 fn write_cr0(value: u64) -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: every value written keeps PE, PG and WP as they are, so
-        // the guest keeps running in the same mode and address space; a
-        // refused write is caught by expect_fault. The store writes only
-        // `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "mov cr0, {value}",
-                at = in(reg) &raw mut at,
-                value = in(reg) value,
-                scratch = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(value), Err), at }
+    // SAFETY: every value this module writes keeps PE, PG and WP as they
+    // are, so the guest keeps running in the same mode and address space.
+    unsafe { privileged::write_cr0(value) }
 }
 
-/// MOV to CR4. Returns the value written when allowed.
+/// MOV to CR4 through guest-rt.
 pub fn write_cr4(value: u64) -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: every value written keeps PAE (and the paging mode) as it
-        // is; the only bit this payload sets for good is OSXSAVE, which
-        // merely enables XGETBV/XSETBV. A refused write is caught by
-        // expect_fault. The store writes only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "mov cr4, {value}",
-                at = in(reg) &raw mut at,
-                value = in(reg) value,
-                scratch = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(value), Err), at }
+    // SAFETY: every value this payload writes keeps PAE (and the paging
+    // mode) as it is; the only bit it sets for good is OSXSAVE, which merely
+    // enables XGETBV/XSETBV.
+    unsafe { privileged::write_cr4(value) }
 }

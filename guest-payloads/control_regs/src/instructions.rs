@@ -14,18 +14,18 @@
 //!   (CPUID hides VMX, CR4.VMXE cannot be set) and injects #UD, which leaves
 //!   RIP at the instruction.
 
-use core::arch::asm;
-
 use guest_rt::checks::{expect_exception, Attempt, Checks};
-use guest_rt::idt::{self, INVALID_OPCODE};
+use guest_rt::idt::INVALID_OPCODE;
+use guest_rt::privileged::{attempt_instruction, Instruction};
 
 /// Runs the checks. Needs the IDT installed.
 pub fn run(checks: &mut Checks) {
-    expect_allowed(checks, "invd", invd());
-    expect_allowed(checks, "wbinvd", wbinvd());
-    expect_exception(checks, "vmxoff", vmxoff(), INVALID_OPCODE, None);
-    expect_exception(checks, "vmclear [mem]", vmclear(), INVALID_OPCODE, None);
-    expect_exception(checks, "vmptrld [mem]", vmptrld(), INVALID_OPCODE, None);
+    for instruction in [Instruction::Invd, Instruction::Wbinvd] {
+        expect_allowed(checks, instruction.mnemonic(), attempt_instruction(instruction));
+    }
+    for instruction in [Instruction::Vmxoff, Instruction::Vmclear, Instruction::Vmptrld] {
+        expect_exception(checks, instruction.mnemonic(), attempt_instruction(instruction), INVALID_OPCODE, None);
+    }
 }
 
 /// The instruction must run to completion: the code after it ran, so RIP
@@ -35,116 +35,4 @@ fn expect_allowed(checks: &mut Checks, what: &str, attempt: Attempt<u64>) {
         Ok(_) => checks.pass(what, "allowed, execution continues after it"),
         Err(fault) => checks.fail(what, format_args!("{fault} at rip {:#x} (expected allowed)", fault.rip)),
     }
-}
-
-/// INVD: invalidate the caches without writing them back.
-fn invd() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: INVD exits unconditionally in VMX non-root operation, so it
-        // never reaches the caches: the hypervisor skips it. The store writes
-        // only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "invd",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
-}
-
-/// WBINVD: write the caches back, then invalidate them.
-fn wbinvd() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: WBINVD loses no data (it writes back first). The store
-        // writes only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "wbinvd",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
-}
-
-/// VMXOFF: leave VMX operation (no operand).
-fn vmxoff() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: in VMX non-root operation VMXOFF exits; the hypervisor
-        // injects #UD, caught by expect_fault.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "vmxoff",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                options(nostack),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
-}
-
-/// The memory operand of VMCLEAR and VMPTRLD: the physical address of a
-/// VMCS. Never used: the hypervisor answers #UD before anything is read.
-static VMCS_ADDRESS: u64 = 0;
-
-/// VMCLEAR with a memory operand (the only form the instruction has).
-fn vmclear() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: in VMX non-root operation VMCLEAR exits; the hypervisor
-        // injects #UD, caught by expect_fault.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "vmclear qword ptr [{operand}]",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                operand = in(reg) &raw const VMCS_ADDRESS,
-                options(nostack),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
-}
-
-/// VMPTRLD with a memory operand (the only form the instruction has).
-fn vmptrld() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: in VMX non-root operation VMPTRLD exits; the hypervisor
-        // injects #UD, caught by expect_fault.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "vmptrld qword ptr [{operand}]",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                operand = in(reg) &raw const VMCS_ADDRESS,
-                options(nostack),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
 }

@@ -23,7 +23,7 @@
 use core::arch::asm;
 
 use guest_rt::checks::{expect_gp, Attempt, Checks};
-use guest_rt::idt;
+use guest_rt::privileged::{self, read_cr4, xgetbv};
 
 use crate::cr;
 
@@ -66,10 +66,10 @@ pub fn run(checks: &mut Checks) {
     osxsave_mirror(checks, leaf1.ecx, false);
 
     let what = "mov cr4, cr4 | OSXSAVE (bit 18)";
-    let cr4 = cr::read_cr4();
+    let cr4 = read_cr4();
     match cr::write_cr4(cr4 | CR4_OSXSAVE).result {
         Ok(value) => {
-            let read = cr::read_cr4();
+            let read = read_cr4();
             checks.check(
                 what,
                 read == value,
@@ -153,57 +153,11 @@ fn expect_xcr0(checks: &mut Checks, what: &str, want: u64, note: &str) {
     }
 }
 
-/// XSETBV: the register number in ECX, the value in EDX:EAX. Returns the
-/// value written when allowed.
+/// XSETBV through guest-rt.
 fn xsetbv(index: u32, value: u64) -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: XCR0 only selects the state XSAVE manages; this payload is
-        // built soft-float and uses no x87/SSE/AVX state. A refused value is
-        // caught by expect_fault. The store writes only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "xsetbv",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                in("ecx") index,
-                in("eax") value as u32,
-                in("edx") (value >> 32) as u32,
-                options(nostack, preserves_flags),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(value), Err), at }
-}
-
-/// XGETBV: the register number in ECX, the value in EDX:EAX.
-fn xgetbv(index: u32) -> Attempt<u64> {
-    let mut at = 0;
-    let mut value = 0;
-    let fault = idt::expect_fault(|| {
-        let (low, high): (u32, u32);
-        // SAFETY: XGETBV only reads; a fault (#UD without CR4.OSXSAVE) is
-        // caught by expect_fault. The store writes only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "xgetbv",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                in("ecx") index,
-                out("eax") low,
-                out("edx") high,
-                options(nostack, preserves_flags),
-            );
-        }
-        value = (u64::from(high) << 32) | u64::from(low);
-    });
-    Attempt { result: fault.map_or(Ok(value), Err), at }
+    // SAFETY: XCR0 only selects the state XSAVE manages; this payload is
+    // built soft-float and uses no x87/SSE/AVX state.
+    unsafe { privileged::xsetbv(index, value) }
 }
 
 /// The registers of CPUID's answer this module uses.

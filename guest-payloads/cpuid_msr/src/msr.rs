@@ -17,11 +17,20 @@
 //! carry the expected vector and error code and point at the instruction
 //! itself: an injected fault leaves RIP unchanged.
 
-use core::arch::asm;
 use core::fmt;
 
-use guest_rt::checks::{expect_exception, Attempt, Checks};
-use guest_rt::idt::{self, GENERAL_PROTECTION, INVALID_OPCODE};
+use guest_rt::checks::{expect_exception, Checks};
+use guest_rt::idt::{GENERAL_PROTECTION, INVALID_OPCODE};
+use guest_rt::privileged::{attempt_instruction, rdmsr, Instruction};
+
+/// WRMSR of an MSR that holds only this guest's own state (or that the
+/// hypervisor refuses).
+fn wrmsr(msr: u32, value: u64) -> guest_rt::checks::Attempt<u64> {
+    // SAFETY: the MSRs written here hold only this guest's own state (FS/GS
+    // bases, SYSCALL/SYSENTER targets it never uses, EFER with its own
+    // value) or are refused; a fault is caught by expect_fault.
+    unsafe { guest_rt::privileged::wrmsr(msr, value) }
+}
 
 /// A model-specific register: its number and its SDM name.
 #[derive(Clone, Copy)]
@@ -141,7 +150,7 @@ pub fn run(checks: &mut Checks) {
         expect_gp(checks, access);
     }
 
-    expect_exception(checks, "vmxon", vmxon(), INVALID_OPCODE, None);
+    expect_exception(checks, "vmxon", attempt_instruction(Instruction::Vmxon), INVALID_OPCODE, None);
 }
 
 /// EFER: readable with LME and LMA set, writable with its own value, a
@@ -208,82 +217,4 @@ fn expect_gp(checks: &mut Checks, access: Access) {
         Access::Write(msr, value) | Access::RoundTrip(msr, value) => wrmsr(msr.number, value),
     };
     expect_exception(checks, access, attempt, GENERAL_PROTECTION, Some(0));
-}
-
-/// RDMSR: the MSR number in ECX, the value in EDX:EAX.
-fn rdmsr(msr: u32) -> Attempt<u64> {
-    let mut at = 0;
-    let mut value = 0;
-    let fault = idt::expect_fault(|| {
-        let (low, high): (u32, u32);
-        // SAFETY: reading an MSR has no side effects on the MSRs used here;
-        // a fault is caught by expect_fault. The store writes only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "rdmsr",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                in("ecx") msr,
-                out("eax") low,
-                out("edx") high,
-                options(nostack, preserves_flags),
-            );
-        }
-        value = (u64::from(high) << 32) | u64::from(low);
-    });
-    Attempt { result: fault.map_or(Ok(value), Err), at }
-}
-
-/// WRMSR: the MSR number in ECX, the value in EDX:EAX. Returns the value
-/// written when allowed.
-fn wrmsr(msr: u32, value: u64) -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: the MSRs written here hold only this guest's own state
-        // (or are refused); a fault is caught by expect_fault.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "wrmsr",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                in("ecx") msr,
-                in("eax") value as u32,
-                in("edx") (value >> 32) as u32,
-                options(nostack, preserves_flags),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(value), Err), at }
-}
-
-/// The operand of VMXON: the physical address of a VMXON region. Never
-/// used: the hypervisor answers #UD before anything is read.
-static VMXON_REGION_ADDRESS: u64 = 0;
-
-/// VMXON with a memory operand (the only form the instruction has).
-fn vmxon() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: in VMX non-root operation VMXON exits; the hypervisor
-        // injects #UD, caught by expect_fault.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "vmxon qword ptr [{operand}]",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                operand = in(reg) &raw const VMXON_REGION_ADDRESS,
-                options(nostack),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
 }

@@ -35,6 +35,9 @@
 //! - **Checks.** [`checks::Checks`]: a tally printing one `ok:`/`FAIL:` line
 //!   per check and a final `checks: N passed, M failed` line, and
 //!   `checks::expect_exception`/`expect_gp` for instructions that must fault.
+//! - **Privileged instructions.** [`privileged`]: RDMSR/WRMSR, MOV to
+//!   CR0/CR4, XSETBV/XGETBV and the VMX instructions, each run under
+//!   `idt::expect_fault` and returning a `checks::Attempt`.
 //! - **Panics.** This crate defines the `#[panic_handler]`: a panic prints
 //!   `panic: <message>` on COM1 and exits with status [`PANIC_STATUS`]
 //!   (255). A program has exactly one panic handler, so a payload must not
@@ -55,6 +58,7 @@ pub mod checks;
 pub mod hypercall;
 pub mod idt;
 pub mod port;
+pub mod privileged;
 pub mod uart;
 
 use core::arch::{asm, naked_asm};

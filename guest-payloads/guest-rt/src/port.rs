@@ -38,3 +38,37 @@ pub unsafe fn inb(port: u16) -> u8 {
     unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
     value
 }
+
+/// Writes two bytes to an I/O port (`out dx, ax`).
+///
+/// # Safety
+/// As [`outb`].
+#[inline(always)]
+pub unsafe fn outw(port: u16, value: u16) {
+    // SAFETY: the caller vouches for the port; the instruction touches no memory.
+    unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Reads two bytes from an I/O port (`in ax, dx`).
+///
+/// # Safety
+/// As [`inb`].
+#[inline(always)]
+pub unsafe fn inw(port: u16) -> u16 {
+    let value: u16;
+    // SAFETY: the caller vouches for the port; the instruction touches no memory.
+    unsafe { asm!("in ax, dx", out("ax") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Reads four bytes from an I/O port (`in eax, dx`).
+///
+/// # Safety
+/// As [`inb`].
+#[inline(always)]
+pub unsafe fn inl(port: u16) -> u32 {
+    let value: u32;
+    // SAFETY: the caller vouches for the port; the instruction touches no memory.
+    unsafe { asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    value
+}
