@@ -96,8 +96,7 @@ mod tests {
 
     #[test]
     fn the_built_in_guests_round_trip_through_the_kernels_parser() {
-        let specs: Vec<GuestSpec> =
-            crate::payloads::BUILT_IN.iter().map(|payload| payload.spec().expect("a valid name")).collect();
+        let specs: Vec<GuestSpec> = crate::payloads::default_specs();
         let guests = load_guests(&specs, DEFAULT_MACHINE_MEMORY_MIB, Firmware::Bios)
             .expect("the built-in guest images exist and pass the checks");
         let blob = build_boot_blob(&guests, LogLevel::Debug, false).expect("the built-in guests encode");
@@ -110,8 +109,7 @@ mod tests {
             assert_eq!(decoded.image, guest.image.as_slice());
         }
         let names: Vec<&str> = guests.iter().map(|guest| guest.config.name.as_str()).collect();
-        let built_in: Vec<&str> = crate::payloads::BUILT_IN.iter().map(|payload| payload.name).collect();
-        assert_eq!(names, built_in);
+        assert_eq!(names, crate::payloads::default_guest_names());
     }
 
     #[test]

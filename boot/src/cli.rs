@@ -7,13 +7,14 @@
 //!
 //! # Guests
 //!
-//! Three options add guests to the run, in command-line order, and may be
+//! Four options add guests to the run, in command-line order, and may be
 //! repeated and mixed:
 //!
 //! - `--guest NAME` adds a built-in payload ([`crate::payloads`]);
 //! - `--guest-file PATH` adds an image file; it needs `--mode`;
 //! - `--config FILE` adds the guests of a configuration file
-//!   ([`crate::config_file`]).
+//!   ([`crate::config_file`]);
+//! - `--demo NAME` adds a ready-made set of guests ([`Demo`]).
 //!
 //! The *guest settings* `--mode`, `--name`, `--ram` and `--expect` apply to
 //! the guest added by the closest `--guest` or `--guest-file` before them
@@ -36,7 +37,7 @@ use hypervisor_core::config::{ExpectedOutcome, GuestConfig, GuestName, NameError
 
 use crate::config_file::{self, ConfigFileError, EntryProblem};
 use crate::machine_memory::{MAX_MACHINE_MEMORY_MIB, MIN_MACHINE_MEMORY_MIB};
-use crate::options::{add_guest, EmulatorChoice, GuestListError, GuestSpec, LogLevel, RunOptions};
+use crate::options::{add_guest, Demo, EmulatorChoice, GuestListError, GuestSpec, LogLevel, RunOptions};
 use crate::payloads::{self, BuiltInPayload};
 use crate::size::parse_size;
 
@@ -46,14 +47,21 @@ Boots the hypervisor with its guests in an emulator and reports its verdict.
 
 Usage: cargo run -- [OPTIONS]
 
-Guests (repeatable and combinable; they run side by side, taking turns on the
-CPU in the order given; without any of these: every built-in guest, see
---list-guests):
+Guests (repeatable and combinable; they run one after another, in the order
+given; without any of these: every built-in guest, see --list-guests):
   --guest <NAME>         a built-in guest: hello64, hypercall, protected32,
-                           realmode16, cpuid_msr, control_regs, memtest,
-                           escape_ram or triple_fault
+                           realmode16, cpuid_msr, control_regs, exceptions,
+                           memtest, escape_ram, triple_fault (the default
+                           run), or one of the isolation guests: neighbour
+                           and the hostile ones (see --demo)
   --guest-file <PATH>    an image file of your own; needs --mode
   --config <FILE>        the guests of a TOML file (see guests.example.toml)
+  --demo <DEMO>          a ready-made set of guests:
+                           isolation: the hostile guests hostile_memory,
+                             hostile_ports, hostile_msrs, hostile_instructions,
+                             hostile_cpu, hostile_crash and hostile_hypercalls
+                             between two well-behaved neighbours (neighbour-1,
+                             neighbour-2) that check their RAM's checksum
   --list-guests          list the built-in guests and what they do, then exit
 
 Settings of the guest added by the closest --guest or --guest-file before them:
@@ -71,7 +79,8 @@ Settings of the guest added by the closest --guest or --guest-file before them:
                            other characters made `_`, `-2`, `-3`... if taken]
   --ram <SIZE>           its RAM: bytes or a number with K, M or G; rounded up
                            to 2 MiB [default: 2M]
-  --expect <OUTCOME>     how it must end: exit:N (N decimal or 0x hex) or crash
+  --expect <OUTCOME>     how it must end: exit:N (N decimal or 0x hex), crash,
+                           or over-budget (stopped at its CPU-time budget)
                            [default: the built-in's; exit:0 for a file]
 
 Machine and run:
@@ -412,6 +421,20 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
                     })?;
                 }
             }
+            "--demo" => {
+                let text = value("--demo")?;
+                let demo = Demo::from_name(&text).ok_or(UsageError::InvalidValue {
+                    option: "--demo",
+                    value: text,
+                    expected: "isolation",
+                })?;
+                if let Some(previous) = pending.take() {
+                    previous.finish(&mut guests)?;
+                }
+                for spec in demo.guests() {
+                    add_guest(&mut guests, spec).map_err(UsageError::Guests)?;
+                }
+            }
             "--mode" => {
                 let text = value("--mode")?;
                 let mode = text.parse::<StartMode>().map_err(|_| UsageError::InvalidValue {
@@ -444,7 +467,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
                 let expected = text.parse::<ExpectedOutcome>().map_err(|_| UsageError::InvalidValue {
                     option: "--expect",
                     value: text,
-                    expected: "exit:N (N decimal or 0x hex, below 2^32) or crash",
+                    expected: "exit:N (N decimal or 0x hex, below 2^32), crash or over-budget",
                 })?;
                 let guest = pending_guest(&mut pending, "--expect")?;
                 PendingGuest::set(&guest.origin, &mut guest.expected, "--expect", expected)?;
@@ -635,6 +658,40 @@ mod tests {
     fn help_wins() {
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
         assert_eq!(parse(&["--timeout", "5", "-h"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn demo_isolation_adds_its_guests_in_place() {
+        let names = |args: &[&str]| -> Vec<String> {
+            run_options(args).guests.iter().map(|g| g.config.name.as_str().to_string()).collect()
+        };
+        let demo: Vec<String> = payloads::isolation_demo_specs().iter().map(|g| g.config.name.to_string()).collect();
+        assert_eq!(names(&["--demo", "isolation"]), demo);
+        assert_eq!(names(&["--demo=isolation"]), demo);
+        assert_eq!(demo.first().map(String::as_str), Some("neighbour-1"));
+        assert_eq!(demo.last().map(String::as_str), Some("neighbour-2"));
+        // Before and after other guests, like --config.
+        let mixed = names(&["--guest", "hello64", "--demo", "isolation"]);
+        assert_eq!(mixed.first().map(String::as_str), Some("hello64"));
+        assert_eq!(mixed[1..], demo[..]);
+        // The registry's settings come along: restarts and budget.
+        let options = run_options(&["--demo", "isolation"]);
+        let config = |name: &str| options.guests.iter().find(|g| g.config.name.as_str() == name).map(|g| g.config);
+        assert_eq!(config("hostile_memory").map(|c| c.restart_limit), Some(8));
+        assert_eq!(config("hostile_cpu").map(|c| c.expected), Some(ExpectedOutcome::OverBudget));
+        assert_ne!(config("hostile_cpu").map(|c| c.budget_ticks), Some(0));
+        // A demo's guest cannot be added twice, and unknown demos are refused.
+        assert!(matches!(
+            parse(&["--demo", "isolation", "--demo", "isolation"]),
+            Err(UsageError::Guests(GuestListError::DuplicateName(_)))
+        ));
+        assert!(matches!(parse(&["--demo", "speed"]), Err(UsageError::InvalidValue { option: "--demo", .. })));
+        assert_eq!(parse(&["--demo"]), Err(UsageError::MissingValue("--demo")));
+        // Settings need a --guest of their own.
+        assert_eq!(parse(&["--demo", "isolation", "--ram", "4M"]), Err(UsageError::SettingWithoutGuest("--ram")));
+        // --expect takes over-budget.
+        let spinner = run_options(&["--guest", "hostile_cpu", "--expect", "over-budget"]);
+        assert_eq!(spinner.guests[0].config.expected, ExpectedOutcome::OverBudget);
     }
 
     #[test]
@@ -957,7 +1014,7 @@ mod tests {
 
     #[test]
     fn the_help_names_every_built_in_guest_and_option() {
-        for payload in &payloads::BUILT_IN {
+        for payload in payloads::BUILT_IN {
             assert!(USAGE.contains(payload.name), "--help does not name {}", payload.name);
         }
         let options = [
@@ -968,6 +1025,7 @@ mod tests {
             "--name <NAME>",
             "--ram <SIZE>",
             "--expect <OUTCOME>",
+            "--demo <DEMO>",
             "--machine-memory <MIB>",
             "--list-guests",
             "--emulator",

@@ -12,10 +12,12 @@
 //! ram = "2M"              # bytes, or a number with K, M or G; rounded up to 2 MiB;
 //!                         #   default 2M
 //! time_slice = 1000000    # scheduler ticks (TSC ticks) per slice; default 1000000
-//! budget = 0              # total ticks before the guest is stopped; 0 = unlimited (default)
-//! restarts = 0            # restarts after a crash before the crash counts (default 0)
-//! expect = "exit:0"       # exit:N (decimal or 0x hex) or crash; default exit:0,
-//!                         #   a built-in's own expectation for `builtin`
+//! budget = 0              # total ticks before the guest is stopped; 0 = unlimited
+//!                         #   (default 0, a built-in's own for `builtin`)
+//! restarts = 0            # restarts after a crash before the crash counts
+//!                         #   (default 0, a built-in's own for `builtin`)
+//! expect = "exit:0"       # exit:N (decimal or 0x hex), crash or over-budget;
+//!                         #   default exit:0, a built-in's own for `builtin`
 //! ```
 //!
 //! Every field but `name` and one of `builtin` / `file` is optional. A field
@@ -32,7 +34,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use hypervisor_core::config::{ExpectedOutcome, GuestConfig, GuestName, StartMode, DEFAULT_TIME_SLICE_TICKS};
+use hypervisor_core::config::{ExpectedOutcome, GuestConfig, GuestName, StartMode};
 use hypervisor_core::guest_memory::MAX_RAM_BYTES;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -230,9 +232,17 @@ impl Entry {
         if let Some(RamField(bytes)) = self.ram {
             config.set_ram_bytes(bytes);
         }
-        config.time_slice_ticks = self.time_slice.map_or(DEFAULT_TIME_SLICE_TICKS, |TimeSliceField(ticks)| ticks);
-        config.budget_ticks = self.budget.unwrap_or(0);
-        config.restart_limit = self.restarts.unwrap_or(0);
+        // Unset fields keep the defaults: GuestConfig::new's for a file, the
+        // registry's for a built-in (e.g. hostile_memory's restarts).
+        if let Some(TimeSliceField(ticks)) = self.time_slice {
+            config.time_slice_ticks = ticks;
+        }
+        if let Some(budget) = self.budget {
+            config.budget_ticks = budget;
+        }
+        if let Some(restarts) = self.restarts {
+            config.restart_limit = restarts;
+        }
         if let Some(ExpectField(expected)) = self.expect {
             config.expected = expected;
         }
@@ -274,7 +284,7 @@ impl<'de> Deserialize<'de> for ModeField {
     }
 }
 
-/// `expect`: `exit:N` or `crash`.
+/// `expect`: `exit:N`, `crash` or `over-budget`.
 #[derive(Debug)]
 struct ExpectField(ExpectedOutcome);
 
@@ -356,6 +366,7 @@ mod tests {
     use super::*;
     use crate::size::MIB;
     use hypervisor_core::config::ImageKind;
+    use hypervisor_core::config::DEFAULT_TIME_SLICE_TICKS;
 
     fn parse(text: &str) -> Result<Vec<ConfigGuest>, ConfigFileError> {
         parse_config(text, Path::new("conf/guests.toml"))
@@ -415,6 +426,23 @@ expect = "exit:0x10"
         assert_eq!(config.expected, ExpectedOutcome::Exit(0x10));
         // The kind is the image check's business; until then the default.
         assert_eq!(config.image, ImageKind::Elf64);
+    }
+
+    #[test]
+    fn built_ins_keep_their_own_restarts_and_budget_unless_the_file_sets_them() {
+        let text = "[[guest]]\nname = \"probe\"\nbuiltin = \"hostile_memory\"\n\
+                    [[guest]]\nname = \"once\"\nbuiltin = \"hostile_memory\"\nrestarts = 0\n\
+                    [[guest]]\nname = \"spin\"\nbuiltin = \"hostile_cpu\"\n\
+                    [[guest]]\nname = \"spin-long\"\nbuiltin = \"hostile_cpu\"\nbudget = 7\nexpect = \"over-budget\"\n";
+        let guests = parse(text).expect("good");
+        let config = |index: usize| guests[index].spec.config;
+        assert_eq!(config(0).restart_limit, 8);
+        assert_eq!(config(1).restart_limit, 0);
+        assert_eq!(config(2).budget_ticks, payloads::HOSTILE_CPU_BUDGET_TICKS);
+        assert_eq!(config(2).expected, ExpectedOutcome::OverBudget);
+        assert_eq!(config(3).budget_ticks, 7);
+        assert_eq!(config(3).expected, ExpectedOutcome::OverBudget);
+        assert_eq!(config(3).time_slice_ticks, DEFAULT_TIME_SLICE_TICKS);
     }
 
     #[test]

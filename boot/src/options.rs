@@ -100,6 +100,33 @@ impl GuestSpec {
     }
 }
 
+/// A ready-made set of guests (`--demo NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Demo {
+    /// Every hostile guest of the isolation suite between two well-behaved
+    /// neighbours ([`crate::payloads::isolation_demo_specs`]): the hostile
+    /// ones are stopped or faulted, the neighbours finish with their
+    /// checksums intact.
+    Isolation,
+}
+
+impl Demo {
+    /// Every demo with its command-line spelling.
+    pub const ALL: [(&'static str, Demo); 1] = [("isolation", Demo::Isolation)];
+
+    /// Parses the command-line spelling (`isolation`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, demo)| *demo)
+    }
+
+    /// The demo's guests, in run order.
+    pub fn guests(self) -> Vec<GuestSpec> {
+        match self {
+            Demo::Isolation => crate::payloads::isolation_demo_specs(),
+        }
+    }
+}
+
 /// Why a guest cannot join a run's guest list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestListError {
@@ -222,6 +249,19 @@ mod tests {
     fn spec(name: &str) -> GuestSpec {
         let name = GuestName::new(name).expect("a valid test name");
         GuestSpec { config: GuestConfig::new(name), image: PathBuf::from("/nonexistent") }
+    }
+
+    #[test]
+    fn demos_by_name() {
+        assert_eq!(Demo::from_name("isolation"), Some(Demo::Isolation));
+        assert_eq!(Demo::from_name("Isolation"), None);
+        assert_eq!(Demo::from_name(""), None);
+        let guests = Demo::Isolation.guests();
+        assert!(guests.len() >= 9 && guests.len() <= MAX_GUESTS, "{}", guests.len());
+        let mut list = Vec::new();
+        for guest in guests {
+            assert_eq!(add_guest(&mut list, guest), Ok(()), "the demo's names are unique");
+        }
     }
 
     #[test]

@@ -5,8 +5,17 @@
 //! `x86_64-unknown-none` as an artifact dependency of the runner (see
 //! `boot/Cargo.toml`); Cargo hands the path of its ELF to the runner at compile
 //! time as `CARGO_BIN_FILE_<CRATE>_<bin>`. The registry ([`BUILT_IN`]) adds
-//! what the command line needs to know about it: a one-line description and
-//! how it is expected to end.
+//! what the command line needs to know about it: a one-line description, how
+//! it is expected to end, the restart limit and CPU-time budget its test
+//! needs, and the [`PayloadSet`] it belongs to.
+//!
+//! # Sets
+//!
+//! A run without guest options boots the [`PayloadSet::Default`] payloads,
+//! kept short. The [`PayloadSet::Isolation`] payloads are the hostile guests
+//! of the isolation tests and their well-behaved `neighbour`; `--demo
+//! isolation` boots them ([`isolation_demo_specs`]), and any of them can be
+//! named with `--guest`.
 //!
 //! To add a payload: add its crate to the workspace and as an artifact
 //! dependency in `boot/Cargo.toml`, then add an entry to [`BUILT_IN`].
@@ -17,9 +26,20 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use hypervisor_core::config::{ExpectedOutcome, GuestConfig, GuestName, ImageKind, NameError, StartMode};
+use hypervisor_core::config::{
+    ExpectedOutcome, GuestConfig, GuestName, ImageKind, NameError, StartMode, DEFAULT_TIME_SLICE_TICKS,
+};
 
 use crate::options::GuestSpec;
+
+/// Which run boots a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadSet {
+    /// A run without guest options (`cargo run`).
+    Default,
+    /// `--demo isolation`: a hostile guest, or the well-behaved neighbour.
+    Isolation,
+}
 
 /// One guest payload built with the runner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +55,33 @@ pub struct BuiltInPayload {
     pub start_mode: StartMode,
     /// How it ends when the hypervisor does its job.
     pub expected: ExpectedOutcome,
+    /// How many times it is restarted after a crash: a payload that tries
+    /// one thing per run needs one restart per further thing.
+    pub restart_limit: u32,
+    /// Its CPU-time budget in ticks; 0 = unlimited.
+    pub budget_ticks: u64,
+    /// The run that boots it.
+    pub set: PayloadSet,
 }
 
-/// Every built-in payload, in the order `--list-guests` shows them and a run
-/// without guest options boots them: the well-behaved guests first (64-bit,
-/// then the older modes, then the ones that probe the hypervisor's
-/// emulation), the ones that must be stopped last.
-pub const BUILT_IN: [BuiltInPayload; 9] = [
+/// The neighbours' names in `--demo isolation` and in the isolation tests.
+pub const NEIGHBOUR_NAMES: [&str; 2] = ["neighbour-1", "neighbour-2"];
+
+/// Every built-in payload, in the order `--list-guests` shows them. The
+/// default set first, in the order a run without guest options boots them:
+/// the well-behaved guests first (64-bit, then the older modes, then the ones
+/// that probe the hypervisor's emulation), the ones that must be stopped
+/// last. Then the isolation set: the neighbour, then the hostile guests.
+pub const BUILT_IN: &[BuiltInPayload] = &[
     BuiltInPayload {
         name: "hello64",
         description: "prints through its UART, checks every hypercall, measures the cost of a VM exit",
         image: env!("CARGO_BIN_FILE_HELLO64_hello64"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "hypercall",
@@ -55,6 +89,9 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_HYPERCALL_hypercall"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Exit(0x42),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "protected32",
@@ -62,6 +99,9 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_PROTECTED32_protected32"),
         start_mode: StartMode::Protected,
         expected: ExpectedOutcome::Exit(0x32),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "realmode16",
@@ -69,6 +109,9 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_REALMODE16_realmode16"),
         start_mode: StartMode::Real,
         expected: ExpectedOutcome::Exit(0x16),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "cpuid_msr",
@@ -76,6 +119,9 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_CPUID_MSR_cpuid_msr"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "control_regs",
@@ -83,6 +129,19 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_CONTROL_REGS_control_regs"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
+        name: "exceptions",
+        description: "raises #DE, #BP, #UD, #PF and #GP through its own IDT and checks vector, error code and CR2",
+        image: env!("CARGO_BIN_FILE_EXCEPTIONS_exceptions"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "memtest",
@@ -90,6 +149,9 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_MEMTEST_memtest"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "escape_ram",
@@ -97,6 +159,9 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_ESCAPE_RAM_escape_ram"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Crash,
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
     },
     BuiltInPayload {
         name: "triple_fault",
@@ -104,13 +169,107 @@ pub const BUILT_IN: [BuiltInPayload; 9] = [
         image: env!("CARGO_BIN_FILE_TRIPLE_FAULT_triple_fault"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Crash,
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
+        name: "neighbour",
+        description: "fills its free RAM with a pattern of its guest id, works and yields, checks its checksum",
+        image: env!("CARGO_BIN_FILE_NEIGHBOUR_neighbour"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
+    },
+    BuiltInPayload {
+        name: "hostile_memory",
+        description: "one access outside its RAM per run (past its end, 6 MiB above, I/O APIC, 4 GiB, local APIC)",
+        image: env!("CARGO_BIN_FILE_HOSTILE_MEMORY_hostile_memory"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Crash,
+        // Nine probes, one per run.
+        restart_limit: 8,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
+    },
+    BuiltInPayload {
+        name: "hostile_ports",
+        description:
+            "PIC, PIT, CMOS, PCI, IDE, keyboard controller, reset and shutdown ports, its UART's other registers",
+        image: env!("CARGO_BIN_FILE_HOSTILE_PORTS_hostile_ports"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
+    },
+    BuiltInPayload {
+        name: "hostile_msrs",
+        description: "reads and writes VMX, APIC, TSC, MTRR, PAT, speculation, microcode, perf and debug MSRs",
+        image: env!("CARGO_BIN_FILE_HOSTILE_MSRS_hostile_msrs"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
+    },
+    BuiltInPayload {
+        name: "hostile_instructions",
+        description: "VMX instructions, illegal XSETBV values, invalid CR0/CR4 writes: each must fault in the guest",
+        image: env!("CARGO_BIN_FILE_HOSTILE_INSTRUCTIONS_hostile_instructions"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
+    },
+    BuiltInPayload {
+        name: "hostile_cpu",
+        description: "cli; jmp $ forever: the preemption timer takes the CPU back, the budget stops it",
+        image: env!("CARGO_BIN_FILE_HOSTILE_CPU_hostile_cpu"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::OverBudget,
+        restart_limit: 0,
+        budget_ticks: HOSTILE_CPU_BUDGET_TICKS,
+        set: PayloadSet::Isolation,
+    },
+    BuiltInPayload {
+        name: "hostile_crash",
+        description: "crashes a different way per run: no IDT, corrupted IDT, IDT or stack outside its RAM",
+        image: env!("CARGO_BIN_FILE_HOSTILE_CRASH_hostile_crash"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Crash,
+        // Four ways, one per run.
+        restart_limit: 3,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
+    },
+    BuiltInPayload {
+        name: "hostile_hypercalls",
+        description: "hypercalls with pointers outside its RAM, wrapping lengths, misleading numbers, 100,000 in a row",
+        image: env!("CARGO_BIN_FILE_HOSTILE_HYPERCALLS_hostile_hypercalls"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
     },
 ];
 
-/// The guests a run boots when it is given none: every built-in payload, in
-/// the order of [`BUILT_IN`].
+/// `hostile_cpu`'s CPU-time budget: 20 time slices of the default length.
+pub const HOSTILE_CPU_BUDGET_TICKS: u64 = 20 * DEFAULT_TIME_SLICE_TICKS;
+
+/// The payloads of `set`, in the order of [`BUILT_IN`].
+pub fn in_set(set: PayloadSet) -> impl Iterator<Item = &'static BuiltInPayload> {
+    BUILT_IN.iter().filter(move |payload| payload.set == set)
+}
+
+/// The guests a run boots when it is given none: the [`PayloadSet::Default`]
+/// payloads, in the order of [`BUILT_IN`].
 pub fn default_guest_names() -> Vec<&'static str> {
-    BUILT_IN.iter().map(|payload| payload.name).collect()
+    in_set(PayloadSet::Default).map(|payload| payload.name).collect()
 }
 
 /// The built-in payload called `name`, if there is one.
@@ -128,26 +287,37 @@ pub fn names_for_message() -> String {
     }
 }
 
-/// What `--list-guests` prints: a heading, then one line per payload with its
-/// name, expected outcome and description.
+/// What `--list-guests` prints: for each set a heading, then one line per
+/// payload with its name, start mode, expected outcome and description.
 pub fn listing() -> String {
     const NAME: &str = "NAME";
     const MODE: &str = "MODE";
     const EXPECTED: &str = "EXPECTED";
     let width = BUILT_IN.iter().map(|payload| payload.name.len()).chain([NAME.len()]).max().unwrap_or(0);
-    let mut text = format!(
-        "Built-in guests (pick with --guest NAME, repeatable; without any guest option, all of them in \
-         this order):\n  {NAME:<width$}  {MODE:<9}  {EXPECTED:<9}  WHAT IT DOES\n"
-    );
-    for payload in &BUILT_IN {
-        let _ = writeln!(
-            text,
-            "  {name:<width$}  {mode:<9}  {expected:<9}  {description}",
-            name = payload.name,
-            mode = payload.start_mode.name(),
-            expected = payload.expected.to_string(),
-            description = payload.description,
-        );
+    let mut text = String::new();
+    let sets = [
+        (
+            PayloadSet::Default,
+            "Built-in guests (pick with --guest NAME, repeatable; without any guest option, these in this order):",
+        ),
+        (
+            PayloadSet::Isolation,
+            "Isolation guests (--demo isolation: the hostile ones between two neighbours, neighbour-1 and \
+             neighbour-2):",
+        ),
+    ];
+    for (set, heading) in sets {
+        let _ = writeln!(text, "{heading}\n  {NAME:<width$}  {MODE:<9}  {EXPECTED:<11}  WHAT IT DOES");
+        for payload in in_set(set) {
+            let _ = writeln!(
+                text,
+                "  {name:<width$}  {mode:<9}  {expected:<11}  {description}",
+                name = payload.name,
+                mode = payload.start_mode.name(),
+                expected = payload.expected.to_string(),
+                description = payload.description,
+            );
+        }
     }
     text.truncate(text.trim_end().len());
     text
@@ -160,8 +330,8 @@ impl BuiltInPayload {
     }
 
     /// Its default configuration: the defaults of [`GuestConfig::new`] (2 MiB
-    /// of RAM, no budget, no restarts) with its name, an ELF image, its start
-    /// mode and its expected outcome.
+    /// of RAM, the default time slice) with its name, an ELF image, its start
+    /// mode, its expected outcome, its restart limit and its budget.
     ///
     /// Fails only if [`Self::name`] is not a valid guest name, which the unit
     /// tests rule out for every entry of [`BUILT_IN`].
@@ -176,6 +346,8 @@ impl BuiltInPayload {
         config.image = ImageKind::Elf64;
         config.start_mode = self.start_mode;
         config.expected = self.expected;
+        config.restart_limit = self.restart_limit;
+        config.budget_ticks = self.budget_ticks;
         config
     }
 
@@ -187,7 +359,26 @@ impl BuiltInPayload {
 
 /// The guests a run boots when it is given none ([`default_guest_names`]).
 pub fn default_specs() -> Vec<GuestSpec> {
-    BUILT_IN.iter().filter_map(|payload| payload.spec().ok()).collect()
+    in_set(PayloadSet::Default).filter_map(|payload| payload.spec().ok()).collect()
+}
+
+/// The two well-behaved neighbours of the isolation tests: the `neighbour`
+/// payload twice, named [`NEIGHBOUR_NAMES`].
+pub fn neighbour_specs() -> Vec<GuestSpec> {
+    let Some(neighbour) = find("neighbour") else { return Vec::new() };
+    NEIGHBOUR_NAMES
+        .iter()
+        .filter_map(|name| GuestName::new(name).ok())
+        .map(|name| GuestSpec { config: neighbour.default_config(name), image: neighbour.image_path().to_path_buf() })
+        .collect()
+}
+
+/// The guests of `--demo isolation`: the first neighbour, every hostile
+/// payload of the isolation set, the second neighbour.
+pub fn isolation_demo_specs() -> Vec<GuestSpec> {
+    let mut neighbours = neighbour_specs().into_iter();
+    let hostile = in_set(PayloadSet::Isolation).filter(|payload| payload.name != "neighbour");
+    neighbours.next().into_iter().chain(hostile.filter_map(|payload| payload.spec().ok())).chain(neighbours).collect()
 }
 
 #[cfg(test)]
@@ -198,11 +389,13 @@ mod tests {
     #[test]
     fn every_entry_is_a_valid_guest_with_an_elf_image() {
         let mut names = HashSet::new();
-        for payload in &BUILT_IN {
+        for payload in BUILT_IN {
             assert!(names.insert(payload.name), "{}: listed twice", payload.name);
             let spec = payload.spec().unwrap_or_else(|e| panic!("{}: {e}", payload.name));
             assert_eq!(spec.config.name.as_str(), payload.name);
             assert_eq!(spec.config.validate(), Ok(()), "{}", payload.name);
+            assert_eq!(spec.config.restart_limit, payload.restart_limit, "{}", payload.name);
+            assert_eq!(spec.config.budget_ticks, payload.budget_ticks, "{}", payload.name);
             let image = std::fs::read(&spec.image).unwrap_or_else(|e| panic!("{}: {e}", spec.image.display()));
             assert_eq!(ImageKind::detect(&image), ImageKind::Elf64, "{}", payload.name);
             assert!(!payload.description.is_empty() && !payload.description.contains('\n'));
@@ -218,11 +411,38 @@ mod tests {
         assert_eq!(expected("realmode16"), Some((StartMode::Real, ExpectedOutcome::Exit(0x16))));
         assert_eq!(expected("cpuid_msr"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
         assert_eq!(expected("control_regs"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
+        assert_eq!(expected("exceptions"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
         assert_eq!(expected("memtest"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
         assert_eq!(expected("escape_ram"), Some((StartMode::Long, ExpectedOutcome::Crash)));
         assert_eq!(expected("triple_fault"), Some((StartMode::Long, ExpectedOutcome::Crash)));
+        assert_eq!(expected("neighbour"), Some((StartMode::Long, ExpectedOutcome::Exit(0))));
+        assert_eq!(expected("hostile_memory"), Some((StartMode::Long, ExpectedOutcome::Crash)));
+        assert_eq!(expected("hostile_cpu"), Some((StartMode::Long, ExpectedOutcome::OverBudget)));
+        assert_eq!(expected("hostile_crash"), Some((StartMode::Long, ExpectedOutcome::Crash)));
+        for name in ["hostile_ports", "hostile_msrs", "hostile_instructions", "hostile_hypercalls"] {
+            assert_eq!(expected(name), Some((StartMode::Long, ExpectedOutcome::Exit(0))), "{name}");
+        }
         assert_eq!(find("hello64").and_then(|p| p.config().ok()).map(|c| c.expected), Some(ExpectedOutcome::Exit(0)));
         assert_eq!(find("escape_ram").and_then(|p| p.config().ok()).map(|c| c.expected), Some(ExpectedOutcome::Crash));
+    }
+
+    #[test]
+    fn payloads_that_try_one_thing_per_run_get_their_restarts_and_the_spinner_a_budget() {
+        let config = |name: &str| find(name).and_then(|p| p.config().ok()).map(|c| (c.restart_limit, c.budget_ticks));
+        assert_eq!(config("hostile_memory"), Some((8, 0)));
+        assert_eq!(config("hostile_crash"), Some((3, 0)));
+        assert_eq!(config("hostile_cpu"), Some((0, HOSTILE_CPU_BUDGET_TICKS)));
+        assert!(HOSTILE_CPU_BUDGET_TICKS > DEFAULT_TIME_SLICE_TICKS, "the budget spans several time slices");
+        // A guest that is expected to be stopped by its budget must have one.
+        for payload in BUILT_IN {
+            assert_eq!(
+                payload.expected == ExpectedOutcome::OverBudget,
+                payload.budget_ticks != 0,
+                "{}: budget and expectation disagree",
+                payload.name
+            );
+        }
+        assert_eq!(config("hello64"), Some((0, 0)));
     }
 
     #[test]
@@ -234,41 +454,83 @@ mod tests {
     }
 
     #[test]
-    fn the_default_is_every_built_in_in_order() {
+    fn the_default_is_the_default_set_in_order() {
         let names: Vec<_> = default_specs().iter().map(|spec| spec.config.name.as_str().to_string()).collect();
         assert_eq!(names, default_guest_names());
-        assert_eq!(
-            names,
-            [
-                "hello64",
-                "hypercall",
-                "protected32",
-                "realmode16",
-                "cpuid_msr",
-                "control_regs",
-                "memtest",
-                "escape_ram",
-                "triple_fault"
-            ]
-        );
-        assert_eq!(names.len(), BUILT_IN.len());
+        // These, in this order (other payloads may sit between them).
+        let known = [
+            "hello64",
+            "hypercall",
+            "protected32",
+            "realmode16",
+            "cpuid_msr",
+            "control_regs",
+            "exceptions",
+            "memtest",
+            "escape_ram",
+            "triple_fault",
+        ];
+        let mut rest = names.iter();
+        for name in known {
+            assert!(rest.any(|n| n == name), "{name} missing or out of order in {names:?}");
+        }
         assert_eq!(names.first().map(String::as_str), Some("hello64"));
         // The guests that must be stopped come last.
-        let first_crash = BUILT_IN.iter().position(|p| p.expected == ExpectedOutcome::Crash).unwrap_or(BUILT_IN.len());
-        assert!(BUILT_IN[first_crash..].iter().all(|p| p.expected == ExpectedOutcome::Crash));
+        let defaults: Vec<&BuiltInPayload> = in_set(PayloadSet::Default).collect();
+        let first_crash = defaults.iter().position(|p| p.expected == ExpectedOutcome::Crash).unwrap_or(defaults.len());
+        assert!(defaults[first_crash..].iter().all(|p| p.expected == ExpectedOutcome::Crash));
+        // No hostile guest or neighbour slows the default run down.
+        assert!(names.iter().all(|name| !name.starts_with("hostile_") && name != "neighbour"));
+        // The default set comes first in the registry.
+        let first_other = BUILT_IN.iter().position(|p| p.set != PayloadSet::Default).unwrap_or(BUILT_IN.len());
+        assert!(BUILT_IN[first_other..].iter().all(|p| p.set != PayloadSet::Default));
     }
 
     #[test]
-    fn the_listing_shows_every_payload() {
+    fn the_isolation_demo_is_every_hostile_guest_between_two_neighbours() {
+        let specs = isolation_demo_specs();
+        let names: Vec<&str> = specs.iter().map(|spec| spec.config.name.as_str()).collect();
+        assert_eq!(names.first(), Some(&"neighbour-1"));
+        assert_eq!(names.last(), Some(&"neighbour-2"));
+        let hostile: Vec<&str> = in_set(PayloadSet::Isolation).map(|p| p.name).filter(|n| *n != "neighbour").collect();
+        assert_eq!(names[1..names.len() - 1], hostile[..]);
+        for name in [
+            "hostile_memory",
+            "hostile_ports",
+            "hostile_msrs",
+            "hostile_instructions",
+            "hostile_cpu",
+            "hostile_crash",
+            "hostile_hypercalls",
+        ] {
+            assert!(names.contains(&name), "{name} is missing from the demo");
+        }
+        // The demo fits one boot blob, and its settings come from the registry.
+        assert!(specs.len() <= hypervisor_core::blob::MAX_GUESTS);
+        let memory = specs.iter().find(|spec| spec.config.name.as_str() == "hostile_memory");
+        assert_eq!(memory.map(|spec| spec.config.restart_limit), Some(8));
+        let neighbours = neighbour_specs();
+        assert_eq!(neighbours.len(), 2);
+        assert!(neighbours
+            .iter()
+            .all(|spec| spec.image == find("neighbour").map(|p| p.image_path()).unwrap_or_else(|| Path::new(""))));
+    }
+
+    #[test]
+    fn the_listing_shows_every_payload_under_its_set() {
         let listing = listing();
-        assert_eq!(listing.lines().count(), BUILT_IN.len() + 2, "{listing}");
-        for payload in &BUILT_IN {
-            let line = listing.lines().find(|line| line.split_whitespace().next() == Some(payload.name));
-            let line = line.unwrap_or_else(|| panic!("no line for {}:\n{listing}", payload.name));
+        assert_eq!(listing.lines().count(), BUILT_IN.len() + 4, "{listing}");
+        let isolation_heading = listing.lines().position(|line| line.starts_with("Isolation guests"));
+        let isolation_heading = isolation_heading.unwrap_or_else(|| panic!("no isolation heading:\n{listing}"));
+        for payload in BUILT_IN {
+            let found =
+                listing.lines().enumerate().find(|(_, line)| line.split_whitespace().next() == Some(payload.name));
+            let (index, line) = found.unwrap_or_else(|| panic!("no line for {}:\n{listing}", payload.name));
             let words: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(words.get(1).copied(), Some(payload.start_mode.name()), "{line}");
             assert_eq!(words.get(2).copied(), Some(payload.expected.to_string().as_str()), "{line}");
             assert!(line.ends_with(payload.description), "{line}");
+            assert_eq!(index > isolation_heading, payload.set == PayloadSet::Isolation, "{line}");
         }
         assert!(names_for_message().starts_with("`hello64`, "));
     }
