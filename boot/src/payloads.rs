@@ -256,6 +256,17 @@ pub const BUILT_IN: &[BuiltInPayload] = &[
         budget_ticks: 0,
         set: PayloadSet::Isolation,
     },
+    BuiltInPayload {
+        name: "fuzz",
+        description: "a seeded random stream of port I/O, MSRs, CPUID and hypercalls; each run ends outside its RAM",
+        image: env!("CARGO_BIN_FILE_FUZZ_fuzz"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        // Ten runs: each but the last ends with a touch outside its RAM.
+        restart_limit: 9,
+        budget_ticks: 0,
+        set: PayloadSet::Isolation,
+    },
 ];
 
 /// `hostile_cpu`'s CPU-time budget: 20 time slices of the default length.
