@@ -47,8 +47,9 @@ Boots the hypervisor with its guests in an emulator and reports its verdict.
 
 Usage: cargo run -- [OPTIONS]
 
-Guests (repeatable and combinable; they run one after another, in the order
-given; without any of these: every built-in guest, see --list-guests):
+Guests (repeatable and combinable; they run side by side, taking turns on the
+CPU in the order given; without any of these: every built-in guest, see
+--list-guests):
   --guest <NAME>         a built-in guest: hello64, hypercall, protected32,
                            realmode16, cpuid_msr, control_regs, exceptions,
                            memtest, escape_ram, triple_fault (the default

@@ -154,6 +154,38 @@ pub const BUILT_IN: &[BuiltInPayload] = &[
         set: PayloadSet::Default,
     },
     BuiltInPayload {
+        name: "leftovers",
+        description:
+            "checks that x87/SSE/AVX, CR2, debug registers and pass-through MSRs start clean and survive guest switches",
+        image: env!("CARGO_BIN_FILE_LEFTOVERS_leftovers"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
+        name: "timer_pic",
+        description:
+            "runs off a 100 Hz PIT tick through its 8259A PIC, sleeping in HLT; checks the rate and the CMOS date",
+        image: env!("CARGO_BIN_FILE_TIMER_PIC_timer_pic"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
+        name: "timer_apic",
+        description: "runs off its local APIC timer in periodic and TSC-deadline modes (MMIO trapped through EPT)",
+        image: env!("CARGO_BIN_FILE_TIMER_APIC_timer_apic"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
         name: "escape_ram",
         description: "writes just past the end of its RAM; EPT must stop it (an EPT violation)",
         image: env!("CARGO_BIN_FILE_ESCAPE_RAM_escape_ram"),

@@ -57,6 +57,7 @@
 pub mod checks;
 pub mod hypercall;
 pub mod idt;
+pub mod irq;
 pub mod port;
 pub mod privileged;
 pub mod uart;

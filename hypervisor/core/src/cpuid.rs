@@ -19,7 +19,7 @@
 //! | 0xD.1 | clear EAX.XSAVES\[3\] unless "enable XSAVES/XRSTORS" |
 //! | 0x8000_0001 | clear EDX.RDTSCP\[27\] unless "enable RDTSCP" |
 //! | 0x4000_0000 | max hypervisor leaf (0x4000_0001) and [`HYPERVISOR_SIGNATURE`] |
-//! | 0x4000_0001 | EAX = TSC frequency in kHz |
+//! | 0x4000_0001 | EAX = TSC frequency in kHz, EBX = local APIC timer input clock in kHz (the same: the virtual APIC timer counts at the TSC rate) |
 //! | 0x4000_0002..=0x4000_00FF | all zero |
 //!
 //! Every other leaf is the host's answer unchanged. That includes leaves
@@ -113,7 +113,9 @@ pub const HYPERVISOR_LEAF_BASE: u32 = 0x4000_0000;
 pub const HYPERVISOR_LEAF_MAX: u32 = 0x4000_0001;
 /// Last leaf of the range this filter answers (zeros above [`HYPERVISOR_LEAF_MAX`]).
 pub const HYPERVISOR_LEAF_END: u32 = 0x4000_00FF;
-/// Leaf 0x4000_0001: EAX = TSC frequency in kHz.
+/// Leaf 0x4000_0001: EAX = TSC frequency in kHz, EBX = the local APIC timer's
+/// input clock in kHz (the virtual APIC timer counts at the TSC rate,
+/// `devices::board::PcBoard`), the way VMware's leaf 0x4000_0010 reports both.
 pub const HYPERVISOR_LEAF_TSC: u32 = 0x4000_0001;
 
 /// Leaf 1 ECX\[3\]: MONITOR/MWAIT.
@@ -205,7 +207,7 @@ pub fn filter_cpuid(leaf: u32, subleaf: u32, host: CpuidResult, policy: &CpuidPo
             let (ebx, ecx, edx) = signature_registers(&HYPERVISOR_SIGNATURE);
             r = CpuidResult { eax: HYPERVISOR_LEAF_MAX, ebx, ecx, edx };
         }
-        HYPERVISOR_LEAF_TSC => r = CpuidResult { eax: policy.tsc_khz, ..CpuidResult::ZERO },
+        HYPERVISOR_LEAF_TSC => r = CpuidResult { eax: policy.tsc_khz, ebx: policy.tsc_khz, ..CpuidResult::ZERO },
         HYPERVISOR_LEAF_BASE..=HYPERVISOR_LEAF_END => r = CpuidResult::ZERO,
         _ => {}
     }
@@ -333,7 +335,7 @@ mod tests {
         assert_eq!(&sig, b"VtxTeachHV\0\0");
 
         let r = filter_cpuid(0x4000_0001, 0, ALL, &policy());
-        assert_eq!(r, CpuidResult { eax: 2_400_000, ..CpuidResult::ZERO });
+        assert_eq!(r, CpuidResult { eax: 2_400_000, ebx: 2_400_000, ..CpuidResult::ZERO });
 
         assert_eq!(filter_cpuid(0x4000_0002, 0, ALL, &policy()), CpuidResult::ZERO);
         assert_eq!(filter_cpuid(0x4000_00FF, 0, ALL, &policy()), CpuidResult::ZERO);

@@ -36,6 +36,17 @@ pub const IA32_GS_BASE: u32 = 0xC000_0101;
 /// IA32_KERNEL_GS_BASE (SWAPGS).
 pub const IA32_KERNEL_GS_BASE: u32 = 0xC000_0102;
 
+/// IA32_APIC_BASE: where the local APIC's page is, and whether it is on.
+pub const IA32_APIC_BASE: u32 = 0x1B;
+/// IA32_TSC_DEADLINE: the local APIC timer's deadline in TSC-deadline mode.
+pub const IA32_TSC_DEADLINE: u32 = 0x6E0;
+
+/// The guest's IA32_APIC_BASE: the xAPIC page at 0xFEE00000 (bits 35:12),
+/// the APIC globally enabled (bit 11), this vCPU the bootstrap processor
+/// (bit 8); x2APIC mode (bit 10) off (SDM Vol. 3A, 11.4.4 "Local APIC Status
+/// and Location").
+pub const GUEST_APIC_BASE: u64 = 0xFEE0_0000 | (1 << 11) | (1 << 8);
+
 /// EFER bits a guest may set: SCE (0), LME (8), LMA (10), NXE (11).
 pub const EFER_ALLOWED: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
 
@@ -46,8 +57,30 @@ pub enum MsrPolicy {
     PassThrough,
     /// The access exits and is emulated against this VMCS-held register.
     Vmcs(VmcsMsr),
+    /// The access exits and is emulated by the guest's local APIC model.
+    Apic(ApicMsr),
     /// The access exits and the guest gets #GP(0).
     Deny,
+}
+
+/// The MSRs of the local APIC that exist in xAPIC mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApicMsr {
+    /// IA32_APIC_BASE: reads [`GUEST_APIC_BASE`]; writing that same value is
+    /// accepted, anything else (moving the page, disabling the APIC,
+    /// x2APIC mode) is not emulated and gets #GP(0) ([`check_apic_base_write`]).
+    Base,
+    /// IA32_TSC_DEADLINE: the timer deadline in TSC-deadline mode.
+    TscDeadline,
+}
+
+/// Checks a write of IA32_APIC_BASE: only the value it already has.
+pub const fn check_apic_base_write(value: u64) -> Result<u64, MsrWriteError> {
+    if value == GUEST_APIC_BASE {
+        Ok(value)
+    } else {
+        Err(MsrWriteError::ReservedBits(value ^ GUEST_APIC_BASE))
+    }
 }
 
 /// The MSRs whose guest value lives in the VMCS guest-state area.
@@ -76,6 +109,8 @@ pub const fn policy(msr: u32) -> MsrPolicy {
         IA32_SYSENTER_CS => MsrPolicy::Vmcs(VmcsMsr::SysenterCs),
         IA32_SYSENTER_ESP => MsrPolicy::Vmcs(VmcsMsr::SysenterEsp),
         IA32_SYSENTER_EIP => MsrPolicy::Vmcs(VmcsMsr::SysenterEip),
+        IA32_APIC_BASE => MsrPolicy::Apic(ApicMsr::Base),
+        IA32_TSC_DEADLINE => MsrPolicy::Apic(ApicMsr::TscDeadline),
         _ => MsrPolicy::Deny,
     }
 }
@@ -226,11 +261,21 @@ mod tests {
 
     #[test]
     fn hostile_msrs_are_denied() {
-        for msr in
-            [0x3A, 0x480, 0x48C, 0x1B, 0x10, 0x6E0, 0x48, 0x49, 0x79, 0x1D9, 0x2FF, 0x200, 0xC1, 0x186, 0x800, 0x8FF]
-        {
+        for msr in [0x3A, 0x480, 0x48C, 0x10, 0x48, 0x49, 0x79, 0x1D9, 0x2FF, 0x200, 0xC1, 0x186, 0x800, 0x8FF] {
             assert_eq!(policy(msr), MsrPolicy::Deny, "{msr:#x}");
         }
+    }
+
+    #[test]
+    fn apic_msrs_are_emulated_and_the_base_cannot_move() {
+        assert_eq!(policy(IA32_APIC_BASE), MsrPolicy::Apic(ApicMsr::Base));
+        assert_eq!(policy(IA32_TSC_DEADLINE), MsrPolicy::Apic(ApicMsr::TscDeadline));
+        assert_eq!(check_apic_base_write(GUEST_APIC_BASE), Ok(GUEST_APIC_BASE));
+        // Moving the page, turning the APIC off, x2APIC mode: refused.
+        assert!(check_apic_base_write(0xFED0_0900).is_err());
+        assert!(check_apic_base_write(GUEST_APIC_BASE & !(1 << 11)).is_err());
+        assert!(check_apic_base_write(GUEST_APIC_BASE | (1 << 10)).is_err());
+        assert!(MsrBitmap::for_policy().exits(IA32_TSC_DEADLINE, true));
     }
 
     #[test]

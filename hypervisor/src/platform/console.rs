@@ -2,6 +2,15 @@
 //!
 //! Bochs charges every transmitted byte its real time at the programmed baud
 //! rate, so the UART runs at its highest rate (115200 baud, divisor 1).
+//!
+//! Even so a byte takes ~87 µs of emulated time, and a hypervisor that waited
+//! for the UART after every byte would stop all guests for the length of each
+//! line it prints (a guest's timer would then miss its ticks). So output goes
+//! into a [`BUFFER_BYTES`] ring buffer, and [`pump`] moves bytes from it into
+//! the UART's 16-byte FIFO whenever the FIFO is empty, without waiting: the
+//! scheduler calls it between time slices and while idle, the I/O exit path
+//! after guest output. Only a full buffer makes a writer wait; [`drain`]
+//! (before power-off, and in the panic and exception paths) empties it all.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -12,9 +21,92 @@ use x86_64::instructions::port::Port;
 /// I/O base of the first serial port (COM1).
 const COM1: u16 = 0x3F8;
 
-/// The console. A spin lock is enough: the hypervisor runs on one CPU with
-/// interrupts disabled, and exception handlers use [`force_unlock`].
-static CONSOLE: Mutex<Option<SerialPort>> = Mutex::new(None);
+/// Bytes of output the console holds while the UART sends them.
+pub const BUFFER_BYTES: usize = 64 * 1024;
+/// The UART's transmit FIFO depth (16550A).
+const FIFO_BYTES: usize = 16;
+
+/// Output waiting for the UART.
+struct Ring {
+    bytes: [u8; BUFFER_BYTES],
+    /// Index of the oldest byte.
+    head: usize,
+    /// Bytes held.
+    len: usize,
+}
+
+/// The console: the port and its output buffer. A spin lock is enough: the
+/// hypervisor runs on one CPU with interrupts disabled, and exception
+/// handlers use [`force_unlock`].
+struct Console {
+    port: Option<SerialPort>,
+    ring: Ring,
+}
+
+static CONSOLE: Mutex<Console> =
+    Mutex::new(Console { port: None, ring: Ring { bytes: [0; BUFFER_BYTES], head: 0, len: 0 } });
+
+/// LSR bit 5: the transmit FIFO is empty (THRE).
+const LSR_THR_EMPTY: u8 = 1 << 5;
+/// LSR bit 6: FIFO and shift register empty (TEMT).
+const LSR_TRANSMITTER_EMPTY: u8 = 1 << 6;
+
+fn line_status() -> u8 {
+    // SAFETY: reading the line status register has no side effects.
+    unsafe { Port::<u8>::new(COM1 + 5).read() }
+}
+
+impl Console {
+    /// Moves up to one FIFO's worth of bytes into the UART if its FIFO is
+    /// empty; returns whether bytes remain buffered.
+    fn pump(&mut self) -> bool {
+        if self.ring.len == 0 {
+            return false;
+        }
+        if self.port.is_none() || line_status() & LSR_THR_EMPTY == 0 {
+            return self.port.is_some();
+        }
+        for _ in 0..FIFO_BYTES.min(self.ring.len) {
+            let byte = self.ring.bytes[self.ring.head];
+            // SAFETY: THR of COM1; the FIFO has room for FIFO_BYTES bytes.
+            unsafe { Port::<u8>::new(COM1).write(byte) };
+            self.ring.head = (self.ring.head + 1) % BUFFER_BYTES;
+            self.ring.len -= 1;
+        }
+        self.ring.len != 0
+    }
+
+    /// Queues one byte, waiting for the UART only while the buffer is full.
+    fn push(&mut self, byte: u8) {
+        if self.port.is_none() {
+            return;
+        }
+        while self.ring.len == BUFFER_BYTES {
+            self.pump();
+            core::hint::spin_loop();
+        }
+        let tail = (self.ring.head + self.ring.len) % BUFFER_BYTES;
+        self.ring.bytes[tail] = byte;
+        self.ring.len += 1;
+    }
+}
+
+impl Write for Console {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for byte in text.bytes() {
+            self.push(byte);
+        }
+        Ok(())
+    }
+}
+
+/// Feeds the UART from the buffer without waiting (see the module docs).
+#[inline]
+pub fn pump() {
+    if let Some(mut console) = CONSOLE.try_lock() {
+        console.pump();
+    }
+}
 
 /// How much the hypervisor says, from quiet to chatty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,16 +172,20 @@ pub fn init() {
         Port::<u8>::new(COM1 + 1).write(0);
         line_control.write(lcr & !0x80);
     }
-    *CONSOLE.lock() = Some(port);
+    CONSOLE.lock().port = Some(port);
 }
 
-/// Waits until the UART has sent every byte (LSR bit 6, "transmitter empty").
-/// Without it, powering off loses the last bytes in Bochs.
+/// Sends everything buffered and waits until the UART has sent every byte
+/// (LSR bit 6, "transmitter empty"). Without it, powering off loses the last
+/// bytes in Bochs.
 pub fn drain() {
-    // SAFETY: reading the line status register has no side effects.
-    let mut line_status = Port::<u8>::new(COM1 + 5);
+    let mut console = CONSOLE.lock();
+    while console.pump() {
+        core::hint::spin_loop();
+    }
+    drop(console);
     for _ in 0..10_000_000u32 {
-        if unsafe { line_status.read() } & 0x40 != 0 {
+        if line_status() & LSR_TRANSMITTER_EMPTY != 0 {
             return;
         }
         core::hint::spin_loop();
@@ -108,18 +204,18 @@ pub unsafe fn force_unlock() {
 
 /// Writes formatted text to the console as is.
 pub fn write_fmt(args: fmt::Arguments) {
-    if let Some(port) = CONSOLE.lock().as_mut() {
-        let _ = port.write_fmt(args);
-    }
+    let mut console = CONSOLE.lock();
+    let _ = console.write_fmt(args);
+    console.pump();
 }
 
 /// Writes raw bytes to the console (guest output).
 pub fn write_bytes(bytes: &[u8]) {
-    if let Some(port) = CONSOLE.lock().as_mut() {
-        for &byte in bytes {
-            port.send(byte);
-        }
+    let mut console = CONSOLE.lock();
+    for &byte in bytes {
+        console.push(byte);
     }
+    console.pump();
 }
 
 /// Writes one log line `[hv LEVEL] message`.

@@ -160,7 +160,15 @@ pub fn free_frame(physical: u64) {
 
 /// Allocates one zeroed, 2 MiB-aligned 2 MiB block; returns its physical address.
 pub fn allocate_block() -> Result<u64, MemoryError> {
-    let physical = FRAMES.lock().take_block()?;
+    let taken = FRAMES.lock().take_block();
+    let physical = match taken {
+        Ok(block) => block,
+        // Out of free blocks: finish zeroing the retired ones, then retry.
+        Err(_) => {
+            scrub(u64::MAX);
+            FRAMES.lock().take_block()?
+        }
+    };
     // SAFETY: as in allocate_frame.
     unsafe { core::ptr::write_bytes(phys_to_virt(physical), 0, BLOCK_SIZE as usize) };
     Ok(physical)
@@ -169,6 +177,73 @@ pub fn allocate_block() -> Result<u64, MemoryError> {
 /// Returns a block from [`allocate_block`] (the caller zeroes it if it held secrets).
 pub fn free_block(physical: u64) {
     FRAMES.lock().give_block(physical);
+}
+
+/// Blocks that held a guest's data, waiting to be zeroed before they are
+/// free again (see [`retire_block`]).
+struct ScrubQueue {
+    /// The block being zeroed, and how many of its bytes are done.
+    current: Option<(u64, u64)>,
+    /// The others, linked through their first word (0 ends the list).
+    waiting: u64,
+    /// Blocks queued so far (for the report).
+    retired: u64,
+}
+
+static SCRUB: Mutex<ScrubQueue> = Mutex::new(ScrubQueue { current: None, waiting: 0, retired: 0 });
+
+/// Bytes [`scrub`] zeroes per call between time slices: small enough not to
+/// delay a guest's timer interrupt noticeably (~4,000 stores).
+pub const SCRUB_STEP: u64 = 32 * 1024;
+
+/// Takes back a block that held a guest's RAM. It is zeroed — a step at a
+/// time by [`scrub`], between time slices and while the CPU idles — before
+/// it joins the free blocks, so tearing a guest down never stalls the
+/// others, and no later owner (guest or hypervisor) can see its data.
+pub fn retire_block(physical: u64) {
+    let mut queue = SCRUB.lock();
+    queue.retired += 1;
+    if queue.current.is_none() {
+        queue.current = Some((physical, 0));
+    } else {
+        // SAFETY: the block is ours again; its first word links the queue.
+        unsafe { (phys_to_virt(physical) as *mut u64).write(queue.waiting) };
+        queue.waiting = physical;
+    }
+}
+
+/// Zeroes up to `budget` bytes of retired blocks, freeing each block once
+/// it is all zero. Returns whether retired blocks remain.
+pub fn scrub(budget: u64) -> bool {
+    let mut queue = SCRUB.lock();
+    let mut budget = budget;
+    while budget > 0 {
+        let Some((block, done)) = queue.current else { return false };
+        let step = budget.min(BLOCK_SIZE - done);
+        // SAFETY: the block was retired: no guest and no hypervisor structure
+        // uses it; [done, done + step) lies inside it.
+        unsafe { core::ptr::write_bytes(phys_to_virt(block + done), 0, step as usize) };
+        budget -= step;
+        if done + step < BLOCK_SIZE {
+            queue.current = Some((block, done + step));
+            continue;
+        }
+        FRAMES.lock().give_block(block);
+        queue.current = if queue.waiting != 0 {
+            let next = queue.waiting;
+            // SAFETY: a waiting block's first word links the next one.
+            queue.waiting = unsafe { (phys_to_virt(next) as *const u64).read() };
+            Some((next, 0))
+        } else {
+            None
+        };
+    }
+    queue.current.is_some()
+}
+
+/// Blocks retired since start-up.
+pub fn retired_blocks() -> u64 {
+    SCRUB.lock().retired
 }
 
 impl FrameAllocator {

@@ -9,4 +9,5 @@ pub mod mitigations;
 pub mod paging;
 pub mod pic;
 pub mod power;
+pub mod rtc;
 pub mod tsc;

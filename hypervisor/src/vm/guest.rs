@@ -5,6 +5,7 @@ use alloc::boxed::Box;
 use core::fmt;
 
 use hypervisor_core::config::{GuestConfig, GuestEnd};
+use hypervisor_core::devices::board::PcBoard;
 use hypervisor_core::devices::uart16550::Uart16550;
 use hypervisor_core::exit::{EptViolationQualification, ExitReason, InterruptionInfo};
 use hypervisor_core::start_state::{start_state, StartStateError};
@@ -13,6 +14,7 @@ use hypervisor_core::vmcs_field::VmcsField;
 use crate::vm::cpu_context::CpuContext;
 use crate::vm::entry_check;
 use crate::vm::exit;
+use crate::vm::interrupts;
 use crate::vm::loader::{self, EntryPoint, LoadError};
 use crate::vm::memory::{GuestRam, GuestRamError};
 use crate::vm::setup;
@@ -168,6 +170,9 @@ pub enum Flow {
     /// The guest gives up the rest of its time slice (the `yield` hypercall,
     /// the preemption timer): the scheduler picks who runs next.
     Yield(Action),
+    /// The guest halted with interrupts enabled: it sleeps until the host
+    /// TSC reaches this value, when its next timer interrupt falls due.
+    Halt(u64),
     /// The guest ended by itself with an exit status.
     Exit(u32),
     /// The hypervisor stops the guest.
@@ -179,6 +184,8 @@ pub enum Flow {
 pub enum SliceEnd {
     /// Its time slice is over (or it yielded): it is runnable again.
     Preempted,
+    /// It halted until the host TSC reaches this value (its next interrupt).
+    Halted(u64),
     /// It ended; the scheduler judges or restarts it.
     Ended(GuestEnd),
 }
@@ -218,6 +225,28 @@ pub struct Guest {
     pub slices: u64,
     /// TSC at the start of the current slice.
     slice_start: u64,
+    /// When the current slice (or the budget, if sooner) ends.
+    pub(crate) slice_deadline: u64,
+    /// When the board next raises an interrupt (`u64::MAX`: never).
+    pub(crate) device_deadline: u64,
+    /// The sooner of the two: the exit path compares against this alone.
+    pub(crate) deadline: u64,
+    /// Whether the board's INTR line may be up: [`interrupts::deliver`] runs
+    /// before the next entry.
+    pub(crate) events_pending: bool,
+    /// Whether interrupt-window exiting is on in this guest's VMCS.
+    pub(crate) window_open: bool,
+    /// The preemption timer value in the VMCS, and the timer's rate
+    /// (IA32_VMX_MISC\[4:0\]); `preemption_timer` is whether it is in use.
+    pub(crate) timer_value: u64,
+    pub(crate) timer_rate: u8,
+    pub(crate) preemption_timer: bool,
+    /// Its interrupt controllers and timers (PIC, PIT, CMOS/RTC, local APIC).
+    pub board: PcBoard,
+    /// HLT instructions that put it to sleep until its next interrupt.
+    pub halts: u64,
+    /// Accesses to the local APIC page the APIC does not define (ignored).
+    pub apic_bad_accesses: u64,
     /// TSC at the exit that ended the last slice.
     slice_end: u64,
     /// The CPU state the VMCS does not switch (see `vm::cpu_context`).
@@ -300,6 +329,17 @@ impl Guest {
             cpu_ticks: 0,
             slices: 0,
             slice_start: 0,
+            slice_deadline: u64::MAX,
+            device_deadline: u64::MAX,
+            deadline: u64::MAX,
+            events_pending: false,
+            window_open: false,
+            timer_value: setup::preemption_timer_value(&host.caps, config.time_slice_ticks),
+            timer_rate: host.caps.misc.preemption_timer_rate(),
+            preemption_timer: host.controls.preemption_timer(),
+            board: PcBoard::new(0, host.tsc_hz, read_tsc(), host.date),
+            halts: 0,
+            apic_bad_accesses: 0,
             slice_end: 0,
             context: CpuContext::new(),
             traced: host.trace.includes(id),
@@ -314,23 +354,30 @@ impl Guest {
 
     /// Runs the guest for one time slice: until the slice is used up, the
     /// guest yields or halts, or it ends. The caller (`vm::scheduler`) has made
-    /// its VMCS current and loaded its [`CpuContext`].
-    pub fn run_slice(&mut self, host: &Host) -> SliceEnd {
+    /// its VMCS current and loaded its [`CpuContext`]. The slice ends early
+    /// at `preempt_at` (host TSC), when another guest's interrupt falls due.
+    pub fn run_slice(&mut self, host: &Host, preempt_at: u64) -> SliceEnd {
         let start = read_tsc();
         self.slice_start = start;
         if self.first_entry_tsc == 0 {
             self.first_entry_tsc = start;
         }
         self.slices += 1;
-        // One deadline covers both limits, so the exit path compares once:
-        // the end of the slice, or the end of the budget if that comes first.
-        let mut deadline = start.saturating_add(self.config.time_slice_ticks);
+        // One deadline covers every limit, so the exit path compares once:
+        // the end of the slice, of the budget, or the next timer interrupt.
+        self.slice_deadline = start.saturating_add(self.config.time_slice_ticks).min(preempt_at);
         if self.config.has_budget() {
-            deadline = deadline.min(start.saturating_add(self.config.budget_ticks.saturating_sub(self.cpu_ticks)));
+            self.slice_deadline =
+                self.slice_deadline.min(start.saturating_add(self.config.budget_ticks.saturating_sub(self.cpu_ticks)));
+        }
+        // Its timers ran while other guests had the CPU.
+        if let Err(error) = self.board_changed(start).and_then(|()| self.update_deadline(start)) {
+            self.slice_end = start;
+            return SliceEnd::Ended(self.crashed(Crash::Vmx(error), host));
         }
         // Tracing is decided once per slice, not once per exit: the untraced
         // loop is the loop without tracing, so tracing off costs nothing.
-        let end = if self.traced { self.run_traced(host, deadline) } else { self.run_loop::<false>(host, deadline) };
+        let end = if self.traced { self.run_traced(host) } else { self.run_loop::<false>(host) };
         // Up to the last exit: the report of a crash is not the guest's time.
         self.cpu_ticks += self.slice_end.saturating_sub(start);
         end
@@ -339,15 +386,21 @@ impl Guest {
     /// The exit loop of a traced guest, kept out of `run_slice`'s way.
     #[cold]
     #[inline(never)]
-    fn run_traced(&mut self, host: &Host, deadline: u64) -> SliceEnd {
-        self.run_loop::<true>(host, deadline)
+    fn run_traced(&mut self, host: &Host) -> SliceEnd {
+        self.run_loop::<true>(host)
     }
 
     /// Enters the guest and handles its exits until the slice ends; with
     /// `TRACED`, every exit goes through [`trace::handle_traced`].
     #[inline(always)]
-    fn run_loop<const TRACED: bool>(&mut self, host: &Host, deadline: u64) -> SliceEnd {
+    fn run_loop<const TRACED: bool>(&mut self, host: &Host) -> SliceEnd {
         loop {
+            if self.events_pending {
+                if let Err(error) = interrupts::deliver(self, host) {
+                    self.slice_end = read_tsc();
+                    return SliceEnd::Ended(self.crashed(Crash::Vmx(error), host));
+                }
+            }
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
                 Err(error) => {
@@ -365,16 +418,23 @@ impl Guest {
             match flow {
                 Flow::Continue(action) => {
                     self.stats.ring[slot].action = action;
-                    // The preemption timer guarantees an exit at least once a
-                    // time slice, even from `cli; jmp $`; this one compare
-                    // notices the end of the slice or of the budget.
-                    if now >= deadline {
-                        return self.slice_expired(now, exit.rip);
+                    // The preemption timer guarantees an exit by the deadline,
+                    // even from `cli; jmp $`; this one compare notices the end
+                    // of the slice or of the budget, or a timer interrupt due.
+                    if now >= self.deadline {
+                        if let Some(end) = self.deadline_reached(now, exit.rip, host) {
+                            return end;
+                        }
                     }
                 }
                 Flow::Yield(action) => {
                     self.stats.ring[slot].action = action;
                     return self.slice_expired(now, exit.rip);
+                }
+                Flow::Halt(wake) => {
+                    self.stats.ring[slot].action = Action::Emulated;
+                    self.slice_end = now;
+                    return SliceEnd::Halted(wake);
                 }
                 Flow::Exit(status) => {
                     self.slice_end = exit.tsc;
@@ -389,6 +449,21 @@ impl Guest {
                 }
             }
         }
+    }
+
+    /// The exit-path deadline passed: a timer interrupt fell due (the guest
+    /// goes on, with the interrupt pending), or the slice or budget is over.
+    #[cold]
+    #[inline(never)]
+    fn deadline_reached(&mut self, now: u64, rip: u64, host: &Host) -> Option<SliceEnd> {
+        if now >= self.slice_deadline {
+            return Some(self.slice_expired(now, rip));
+        }
+        if let Err(error) = self.board_changed(now).and_then(|()| self.update_deadline(now)) {
+            self.slice_end = now;
+            return Some(SliceEnd::Ended(self.crashed(Crash::Vmx(error), host)));
+        }
+        None
     }
 
     /// The slice is over: either the guest used up its budget (it is stopped)
@@ -425,7 +500,7 @@ impl Guest {
             VmExit::Wrmsr => exit::msr::handle(self, exit, exit::msr::MsrAccess::Write),
             VmExit::CrAccess(access) => exit::cr::handle(self, exit, access, host),
             VmExit::EptViolation { qualification, gpa, linear } => {
-                Ok(exit::ept::violation(self, exit, qualification, gpa, linear))
+                exit::ept::violation(self, exit, qualification, gpa, linear)
             }
             VmExit::EptMisconfiguration { gpa } => Ok(Flow::Crash(Crash::EptMisconfiguration { gpa })),
             VmExit::ExceptionOrNmi { info, error_code, .. } => Ok(Flow::Crash(Crash::Exception { info, error_code })),
@@ -434,6 +509,8 @@ impl Guest {
             VmExit::PreemptionTimer => exit::timer::preemption_timer(self, host),
             VmExit::MonitorTrap => step::handle(self, exit),
             VmExit::ExternalInterrupt => Ok(Flow::Continue(Action::Resumed)),
+            // `events_pending` is still set: the interrupt goes in before the next entry.
+            VmExit::InterruptWindow => Ok(Flow::Continue(Action::Resumed)),
             VmExit::EntryFailure { reason, qualification } => {
                 Ok(Flow::Crash(Crash::EntryFailure { reason, qualification }))
             }
@@ -521,9 +598,7 @@ impl Guest {
     /// saved CPU context (XSAVE area), and this structure (which holds the
     /// saved registers and counters). The MSR bitmap is shared by all guests.
     pub fn overhead_bytes(&self) -> u64 {
-        4096 + self.ept.tables_used() as u64 * 4096
-            + CpuContext::bytes() as u64
-            + core::mem::size_of::<Guest>() as u64
+        4096 + self.ept.tables_used() as u64 * 4096 + CpuContext::bytes() as u64 + core::mem::size_of::<Guest>() as u64
     }
 }
 

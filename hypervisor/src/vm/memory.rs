@@ -1,8 +1,9 @@
 //! A guest's RAM: 2 MiB host blocks that belong to this guest alone.
 //!
 //! Blocks come zeroed from the frame allocator, so a guest never sees another
-//! guest's or the hypervisor's old data; on drop they are zeroed again before
-//! they go back, so the next owner cannot either. All access from the
+//! guest's or the hypervisor's old data; on drop they are retired
+//! ([`memory::retire_block`]) and zeroed before they are free again, so the
+//! next owner cannot either. All access from the
 //! hypervisor goes through [`GuestRam::read`] / [`GuestRam::write`], which check
 //! the guest-physical range first (the layout's `host_chunks`).
 
@@ -110,10 +111,10 @@ impl GuestRam {
 
 impl Drop for GuestRam {
     fn drop(&mut self) {
+        // The guest no longer runs and its EPT is gone (INVEPT done at
+        // teardown): the blocks are zeroed on their way back to the free list.
         for &block in self.layout.blocks() {
-            // SAFETY: the block belongs to this guest, which no longer runs.
-            unsafe { core::ptr::write_bytes(memory::phys_to_virt(block), 0, BLOCK_SIZE as usize) };
-            memory::free_block(block);
+            memory::retire_block(block);
         }
     }
 }

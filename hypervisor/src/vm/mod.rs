@@ -4,6 +4,7 @@ pub mod cpu_context;
 pub mod entry_check;
 pub mod exit;
 pub mod guest;
+pub mod interrupts;
 pub mod loader;
 pub mod memory;
 pub mod scheduler;
@@ -40,6 +41,8 @@ pub struct Host {
     pub step: hypervisor_core::blob::StepSelection,
     /// The VM-entry rule the first guest breaks on purpose (`--break-entry`), 0 = none.
     pub break_entry: u8,
+    /// The machine's date and time at start-up: each guest's CMOS clock starts there.
+    pub date: hypervisor_core::devices::cmos_rtc::DateTime,
 }
 
 /// Maps the blob's log level (0 default, 1 error … 4 debug) onto the console's.
@@ -121,6 +124,7 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
         trace: settings.trace,
         step: settings.step,
         break_entry: settings.break_entry,
+        date: crate::platform::rtc::read_date(),
     };
 
     let xsave = match cpu_context::XsaveLayout::detect() {

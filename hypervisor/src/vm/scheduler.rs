@@ -4,8 +4,10 @@
 //! ends when the guest has used its `time_slice_ticks` (noticed at its next
 //! exit; the VMX-preemption timer, armed with the slice, guarantees there is
 //! one even for a guest that never exits by itself), when it yields (the
-//! `yield` hypercall), or when it ends. Then the next runnable guest in the
-//! list gets the CPU.
+//! `yield` hypercall), when it halts waiting for an interrupt, or when it
+//! ends. Then the next runnable guest in the list gets the CPU. A halted
+//! guest becomes runnable when its next timer interrupt falls due; when
+//! every live guest is halted, the CPU idles until the first one wakes.
 //!
 //! Switching guests means making the other guest's VMCS current (VMPTRLD, SDM
 //! Vol. 3C, 25.11.3 "Initializing a VMCS": the launch state travels with the
@@ -16,7 +18,8 @@
 //!
 //! ```text
 //! created ──▶ running ⇄ runnable
-//!                │
+//!                │    ▲
+//!                │    └── halted (until its next interrupt)
 //!                ├──▶ exited(status)
 //!                ├──▶ crashed(reason) ──▶ created again, while its restart policy allows
 //!                └──▶ over budget
@@ -32,6 +35,7 @@ use core::fmt;
 use hypervisor_core::config::{GuestConfig, GuestEnd, Verdict};
 use hypervisor_core::exit::ExitReason;
 
+use crate::platform::memory;
 use crate::vm::cpu_context::XsaveLayout;
 use crate::vm::guest::{Guest, SliceEnd};
 use crate::vm::stats::REASON_SLOTS;
@@ -48,6 +52,9 @@ pub enum Lifecycle {
     Runnable,
     /// Has the CPU.
     Running,
+    /// Halted with interrupts enabled: sleeps until the host TSC reaches
+    /// this value (its next timer interrupt), then it is runnable again.
+    Halted(u64),
     /// Done: it ended this way (after its last restart).
     Finished(GuestEnd),
     /// It could not even be created (bad image, not enough memory...).
@@ -60,6 +67,7 @@ impl fmt::Display for Lifecycle {
             Lifecycle::Created => f.write_str("created"),
             Lifecycle::Runnable => f.write_str("runnable"),
             Lifecycle::Running => f.write_str("running"),
+            Lifecycle::Halted(until) => write!(f, "halted until TSC {until}"),
             Lifecycle::Finished(end) => write!(f, "{end}"),
             Lifecycle::NotStarted => f.write_str("not started"),
         }
@@ -79,6 +87,8 @@ struct Slot<'blob> {
     exits: [u64; REASON_SLOTS],
     slices: u64,
     ticks: u64,
+    /// Interrupts injected, over all its runs.
+    injected: u64,
     /// Host memory its last run cost beyond its RAM.
     overhead_bytes: u64,
 }
@@ -116,6 +126,8 @@ pub struct Scheduler<'blob, 'host> {
     current: Option<usize>,
     /// Guest switches done.
     switches: u64,
+    /// Ticks the CPU spent with every live guest halted.
+    idle_ticks: u64,
     kernel_entry_tsc: u64,
 }
 
@@ -129,6 +141,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             xsave,
             current: None,
             switches: 0,
+            idle_ticks: 0,
             kernel_entry_tsc,
         }
     }
@@ -146,6 +159,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             exits: [0; REASON_SLOTS],
             slices: 0,
             ticks: 0,
+            injected: 0,
             overhead_bytes: 0,
         };
         self.slots.push(slot);
@@ -217,13 +231,56 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
         Ok(())
     }
 
-    /// The next slot to run after `after`, round robin, if any guest can run.
-    fn next_runnable(&self, after: Option<usize>) -> Option<usize> {
+    /// The next slot to run: a guest whose next interrupt has fallen due (a
+    /// halted guest to wake, or a preempted one with a timer event: the
+    /// earliest first), else the next runnable guest after `after`, round
+    /// robin. When every live guest is halted, the
+    /// CPU idles until the first wake-up. `None` when all are done.
+    fn next_runnable(&mut self, after: Option<usize>) -> Option<usize> {
         let count = self.slots.len();
         let start = after.map_or(0, |position| position + 1);
-        (0..count)
-            .map(|offset| (start + offset) % count)
-            .find(|&position| matches!(self.slots[position].state, Lifecycle::Created | Lifecycle::Runnable))
+        loop {
+            let now = read_tsc();
+            if let Some((position, _)) = self.earliest_wake(None).filter(|&(_, until)| until <= now) {
+                return Some(position);
+            }
+            let runnable = (0..count)
+                .map(|offset| (start + offset) % count)
+                .find(|&position| matches!(self.slots[position].state, Lifecycle::Created | Lifecycle::Runnable));
+            if runnable.is_some() {
+                return runnable;
+            }
+            let (_, wake) = self.earliest_wake(None)?;
+            // Nothing to run until `wake`: wait for it. (The hypervisor takes
+            // no host interrupts, so there is nothing to HLT for; PAUSE tells
+            // the CPU, or a sibling hyperthread, that this is a spin.)
+            while read_tsc() < wake {
+                crate::platform::console::pump();
+                // Idle time zeroes the RAM of guests that ended.
+                if !memory::scrub(memory::SCRUB_STEP) {
+                    core::hint::spin_loop();
+                }
+            }
+            self.idle_ticks += read_tsc() - now;
+        }
+    }
+
+    /// The guest (other than `except`) whose next interrupt falls due first,
+    /// and when: a halted guest's wake-up time, or the next timer event of a
+    /// guest that was preempted while it ran.
+    fn earliest_wake(&self, except: Option<usize>) -> Option<(usize, u64)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|&(position, _)| Some(position) != except)
+            .filter_map(|(position, slot)| match (slot.state, &slot.guest) {
+                (Lifecycle::Halted(until), _) => Some((position, until)),
+                (Lifecycle::Runnable, Some(guest)) if guest.device_deadline != u64::MAX => {
+                    Some((position, guest.device_deadline))
+                }
+                _ => None,
+            })
+            .min_by_key(|&(_, until)| until)
     }
 
     /// Runs every guest until all have finished; returns whether each ended
@@ -247,13 +304,20 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             if slot.state == Lifecycle::Created {
                 crate::debug!("{}: running (first entry)", slot.config.name);
             }
+            // Another guest's interrupt falling due ends this slice early,
+            // so that guest's timer is served on time.
+            let wake = self.earliest_wake(Some(position)).map_or(u64::MAX, |(_, until)| until);
+            let slot = &mut self.slots[position];
             slot.state = Lifecycle::Running;
             let Some(guest) = slot.guest.as_mut() else {
                 slot.state = Lifecycle::NotStarted;
                 continue;
             };
-            match guest.run_slice(self.host) {
+            crate::platform::console::pump();
+            memory::scrub(memory::SCRUB_STEP);
+            match guest.run_slice(self.host, wake) {
                 SliceEnd::Preempted => slot.state = Lifecycle::Runnable,
+                SliceEnd::Halted(until) => slot.state = Lifecycle::Halted(until),
                 SliceEnd::Ended(end) => self.finish(position, end),
             }
         }
@@ -283,6 +347,19 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
                 guest.failed_hypercalls,
                 guest.overhead_bytes()
             );
+            let counts = guest.board.counts;
+            if counts.injected != 0 || guest.halts != 0 {
+                crate::info!(
+                    "{}: interrupts: {} injected ({} PIT ticks, {} local APIC timer expiries, {} merged into an earlier one), {} HLTs slept",
+                    name,
+                    counts.injected,
+                    counts.pit_ticks,
+                    counts.apic_timer_ticks,
+                    counts.merged,
+                    guest.halts
+                );
+            }
+            slot.injected += counts.injected;
             for (total, count) in slot.exits.iter_mut().zip(guest.stats.exits.iter()) {
                 *total += count;
             }
@@ -309,17 +386,26 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
 
     /// Prints one line per guest and the totals; returns whether all passed.
     fn print_summary(&self) -> bool {
+        // Every ended guest's RAM is zeroed before the run is over.
+        memory::scrub(u64::MAX);
+        crate::info!("teardown: {} blocks of 2 MiB of guest RAM zeroed and freed", memory::retired_blocks());
         let mut all_passed = true;
-        crate::info!("summary of {} guests ({} guest switches):", self.slots.len(), self.switches);
         crate::info!(
-            "  {:<16} {:<7} {:<14} {:<14} {:>8} {:>7} {:>12}  exits by reason",
+            "summary of {} guests ({} guest switches, CPU idle {} ticks with every guest halted):",
+            self.slots.len(),
+            self.switches,
+            self.idle_ticks
+        );
+        crate::info!(
+            "  {:<16} {:<7} {:<14} {:<14} {:>8} {:>7} {:>12} {:>10}  exits by reason",
             "guest",
             "verdict",
             "expected",
             "ended",
             "restarts",
             "slices",
-            "ticks"
+            "ticks",
+            "interrupts"
         );
         let mut overhead_total = 0;
         for slot in &self.slots {
@@ -330,7 +416,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             all_passed &= passed;
             overhead_total += slot.overhead_bytes;
             crate::info!(
-                "  {:<16} {:<7} {:<14} {:<14} {:>8} {:>7} {:>12}  {}",
+                "  {:<16} {:<7} {:<14} {:<14} {:>8} {:>7} {:>12} {:>10}  {}",
                 slot.config.name.as_str(),
                 verdict_word(passed),
                 alloc::format!("{}", slot.config.expected),
@@ -338,6 +424,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
                 slot.restarts,
                 slot.slices,
                 slot.ticks,
+                slot.injected,
                 TopReasons(&slot.exits)
             );
         }

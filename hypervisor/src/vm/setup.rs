@@ -57,6 +57,12 @@ impl Controls {
         self.secondary.contains(SecondaryControls::UNRESTRICTED_GUEST)
     }
 
+    /// Whether interrupt-window exiting is available (it is optional in
+    /// [`choose_controls`] and off in the VMCS until an interrupt waits).
+    pub fn interrupt_window_exiting(&self) -> bool {
+        self.primary.contains(PrimaryControls::INTERRUPT_WINDOW_EXITING)
+    }
+
     /// Whether VPIDs tag this guest's TLB entries.
     pub fn vpid(&self) -> bool {
         self.secondary.contains(SecondaryControls::ENABLE_VPID)
@@ -80,7 +86,9 @@ pub fn choose_controls(caps: &VmxCapabilities) -> Result<Controls, ControlError>
             | PrimaryControls::UNCONDITIONAL_IO_EXITING
             | PrimaryControls::USE_MSR_BITMAPS
             | PrimaryControls::ACTIVATE_SECONDARY_CONTROLS,
-        PrimaryControls::empty(),
+        // Interrupt-window exiting: to inject a virtual interrupt as soon
+        // as the guest can take it (`vm::interrupts`).
+        PrimaryControls::INTERRUPT_WINDOW_EXITING,
         caps.primary,
     )?;
     let secondary = SecondaryControls::adjust(
@@ -115,7 +123,9 @@ pub fn write_controls(
     time_slice_ticks: u64,
 ) -> Result<(), VmxError> {
     vmcs::write(VmcsField::PinBasedControls, u64::from(controls.pin.bits()))?;
-    vmcs::write(VmcsField::PrimaryProcessorControls, u64::from(controls.primary.bits()))?;
+    // Interrupt-window exiting starts off: `vm::interrupts` turns it on when needed.
+    let primary = controls.primary.bits() & !PrimaryControls::INTERRUPT_WINDOW_EXITING.bits();
+    vmcs::write(VmcsField::PrimaryProcessorControls, u64::from(primary))?;
     vmcs::write(VmcsField::SecondaryProcessorControls, u64::from(controls.secondary.bits()))?;
     vmcs::write(VmcsField::ExitControls, u64::from(controls.exit.bits()))?;
     let mut entry_controls = controls.entry.bits() & !EntryControls::IA32E_MODE_GUEST.bits();

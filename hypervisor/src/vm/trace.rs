@@ -146,6 +146,11 @@ pub(crate) struct Bytes {
 }
 
 impl Bytes {
+    /// The bytes read.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
     pub(crate) fn fetch(guest: &Guest, exit: &Exit) -> Option<Bytes> {
         let read = |field| vmcs::read(field).ok();
         let long_mode = crate::vm::guest_cs_is_64bit().ok()?;
@@ -170,21 +175,21 @@ impl Bytes {
             _ => MAX_INSTRUCTION,
         };
         let mut out = Bytes { bytes: [0; MAX_INSTRUCTION], len: 0 };
-        for index in 0..len {
-            // One translation per byte: an instruction may straddle two pages.
-            let address = linear.wrapping_add(index as u64);
+        // One translation per page: an instruction may straddle two pages.
+        while out.len < len {
+            let address = linear.wrapping_add(out.len as u64);
             let address = if long_mode { address } else { address & 0xFFFF_FFFF };
             let Ok(translation) =
                 translate(&paging, address, AccessKind::Fetch, false, |table| guest.read_ram_u64(table))
             else {
                 break;
             };
-            let mut byte = [0u8; 1];
-            if guest.ram.read(translation.gpa, &mut byte).is_err() {
+            let to_page_end = (4096 - (address & 0xFFF)) as usize;
+            let chunk = (len - out.len).min(to_page_end);
+            if guest.ram.read(translation.gpa, &mut out.bytes[out.len..out.len + chunk]).is_err() {
                 break;
             }
-            out.bytes[index] = byte[0];
-            out.len += 1;
+            out.len += chunk;
         }
         (out.len > 0).then_some(out)
     }
@@ -227,6 +232,7 @@ impl fmt::Display for Outcome<'_> {
             Ok(Flow::Continue(Action::Stopped)) => f.write_str("stopped"),
             Ok(Flow::Yield(Action::Emulated)) => f.write_str("emulated; the guest yields the CPU"),
             Ok(Flow::Yield(_)) => f.write_str("end of its time slice"),
+            Ok(Flow::Halt(wake)) => write!(f, "halted until TSC {wake}"),
             Ok(Flow::Exit(status)) => write!(f, "exit status {status:#x}"),
             Ok(Flow::Crash(crash)) => write!(f, "stopped: {crash}"),
             Err(error) => write!(f, "stopped: {error}"),

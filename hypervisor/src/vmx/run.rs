@@ -80,6 +80,31 @@ impl GuestRegisters {
             _ => self.r15,
         }
     }
+
+    /// Writes the register a 4-bit GPR number names; `false` for 4 (RSP,
+    /// which lives in the VMCS: the caller writes GUEST_RSP instead).
+    pub fn set_by_number(&mut self, number: u8, value: u64) -> bool {
+        let register = match number & 0xF {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => return false,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        };
+        *register = value;
+        true
+    }
 }
 
 /// How a VM entry attempt ended, as the assembly reports it.

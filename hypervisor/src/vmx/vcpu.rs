@@ -59,6 +59,8 @@ pub enum VmExit {
     },
     /// XSETBV (exits unconditionally).
     Xsetbv,
+    /// The guest can take an interrupt now (interrupt-window exiting is on).
+    InterruptWindow,
     /// An external interrupt arrived while the guest ran (the host owns them).
     ExternalInterrupt,
     /// The guest triple-faulted: it is in shutdown state.
@@ -245,6 +247,7 @@ impl Vcpu {
                 VmExit::ExceptionOrNmi { info, error_code, qualification: vmcs::read(VmcsField::ExitQualification)? }
             }
             ExitReason::ExternalInterrupt => VmExit::ExternalInterrupt,
+            ExitReason::InterruptWindow => VmExit::InterruptWindow,
             ExitReason::TripleFault => VmExit::TripleFault,
             ExitReason::PreemptionTimerExpired => VmExit::PreemptionTimer,
             ExitReason::MonitorTrapFlag => VmExit::MonitorTrap,
@@ -277,6 +280,17 @@ impl Vcpu {
     pub fn advance_rip(&mut self, exit: &Exit) -> Result<(), VmxError> {
         let length = vmcs::read(VmcsField::ExitInstructionLength)?;
         vmcs::write(VmcsField::GuestRip, exit.rip + length)?;
+        let interruptibility = vmcs::read(VmcsField::GuestInterruptibilityState)?;
+        if interruptibility & 0b11 != 0 {
+            vmcs::write(VmcsField::GuestInterruptibilityState, interruptibility & !0b11)?;
+        }
+        Ok(())
+    }
+
+    /// Moves RIP to `rip` (past an instruction the hypervisor decoded itself)
+    /// and clears STI/MOV-SS blocking as executing an instruction would.
+    pub fn advance_rip_to(&mut self, rip: u64) -> Result<(), VmxError> {
+        vmcs::write(VmcsField::GuestRip, rip)?;
         let interruptibility = vmcs::read(VmcsField::GuestInterruptibilityState)?;
         if interruptibility & 0b11 != 0 {
             vmcs::write(VmcsField::GuestInterruptibilityState, interruptibility & !0b11)?;
@@ -328,6 +342,7 @@ fn may_interrupt_event_delivery(reason: ExitReason) -> bool {
             | ExitReason::Wbinvd
             | ExitReason::Xsetbv
             | ExitReason::MonitorTrapFlag
+            | ExitReason::InterruptWindow
     )
 }
 

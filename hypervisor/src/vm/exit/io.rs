@@ -6,6 +6,9 @@
 //! - 0x3F8–0x3FF: its own 16550 UART; what it transmits is printed with the
 //!   guest's name;
 //! - 0xF4: like QEMU's `isa-debug-exit`, writing v ends *this guest* with status v;
+//! - the PIC (0x20/0x21, 0xA0/0xA1, 0x4D0/0x4D1), PIT (0x40–0x43, 0x61) and
+//!   CMOS/RTC (0x70/0x71): its own virtual devices ([`PcBoard`]), one byte
+//!   at a time (a 16- or 32-bit access touches consecutive ports, as on a PC);
 //! - every other port reads as all ones and ignores writes, counted per port.
 //!
 //! INS/OUTS (with or without REP) are emulated element by element: the CPU
@@ -16,6 +19,7 @@
 //! ([`hypervisor_core::guest_walk`]); a page that is not present gets the guest
 //! a #PF, as on bare metal.
 
+use hypervisor_core::devices::board::PcBoard;
 use hypervisor_core::devices::uart16550::REGISTER_COUNT;
 use hypervisor_core::exit::{InterruptionInfo, IoDirection, IoQualification, StringIoInfo};
 use hypervisor_core::guest_walk::{page_fault_error_code, translate, AccessKind};
@@ -41,6 +45,8 @@ enum PortWrite {
     Done,
     /// The guest wrote its exit status to port 0xF4.
     Exit(u32),
+    /// The guest programmed one of its timers or interrupt controllers.
+    BoardChanged,
 }
 
 /// Emulates one IN, OUT, INS or OUTS.
@@ -53,13 +59,17 @@ pub fn handle(guest: &mut Guest, exit: &Exit, io: IoQualification) -> Result<Flo
     let size = io.size().unwrap_or(4);
     let mask = size_mask(size);
     match io.direction() {
-        IoDirection::Out => {
-            if let PortWrite::Exit(status) = port_write(guest, port, size, guest.vcpu.registers.rax & mask) {
-                return Ok(Flow::Exit(status));
-            }
-        }
+        IoDirection::Out => match port_write(guest, port, size, guest.vcpu.registers.rax & mask) {
+            PortWrite::Exit(status) => return Ok(Flow::Exit(status)),
+            PortWrite::BoardChanged => guest.board_changed(crate::vmx::read_tsc())?,
+            PortWrite::Done => {}
+        },
         IoDirection::In => {
             let value = port_read(guest, port, size);
+            if PcBoard::handles_port(port) {
+                // A PIC poll read acknowledges an interrupt.
+                guest.board_changed(crate::vmx::read_tsc())?;
+            }
             // IN to AL/AX leaves the other bits of RAX; IN to EAX zeroes bits 63:32.
             let rax = &mut guest.vcpu.registers.rax;
             *rax = if size == 4 { value } else { (*rax & !mask) | value };
@@ -91,10 +101,18 @@ fn port_write(guest: &mut Guest, port: u16, size: u8, value: u64) -> PortWrite {
         if let Some(byte) = guest.uart.write(port - SERIAL_PORT, value as u8) {
             guest.output(&[byte]);
         }
+        // Keep the console's UART busy while guests print (see `platform::console`).
+        crate::platform::console::pump();
+    } else if PcBoard::handles_port(port) {
+        let now = crate::vmx::read_tsc();
+        for index in 0..u16::from(size) {
+            let byte = (value >> (8 * index)) as u8;
+            guest.board.port_write(port.wrapping_add(index), byte, now);
+        }
+        return PortWrite::BoardChanged;
     } else {
         guest.stats.count_port(port);
     }
-    let _ = size;
     PortWrite::Done
 }
 
@@ -102,6 +120,11 @@ fn port_write(guest: &mut Guest, port: u16, size: u8, value: u64) -> PortWrite {
 fn port_read(guest: &mut Guest, port: u16, size: u8) -> u64 {
     if is_uart(port) {
         u64::from(guest.uart.read(port - SERIAL_PORT))
+    } else if PcBoard::handles_port(port) {
+        let now = crate::vmx::read_tsc();
+        (0..u16::from(size)).fold(0, |value, index| {
+            value | u64::from(guest.board.port_read(port.wrapping_add(index), now)) << (8 * index)
+        })
     } else {
         guest.stats.count_port(port);
         size_mask(size)
@@ -190,6 +213,9 @@ fn string_io(guest: &mut Guest, exit: &Exit, io: IoQualification) -> Result<Flow
         moved += 1;
     }
     write_back_string_registers(guest, io, out, address_mask, moved, size, downwards, remaining)?;
+    if PcBoard::handles_port(port) {
+        guest.board_changed(crate::vmx::read_tsc())?;
+    }
     if let Some(flow) = flow {
         return Ok(flow);
     }

@@ -5,6 +5,7 @@ pub mod cr;
 pub mod ept;
 pub mod hlt;
 pub mod io;
+pub mod mmio;
 pub mod msr;
 pub mod other;
 pub mod timer;

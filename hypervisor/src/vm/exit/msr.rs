@@ -3,6 +3,9 @@
 //! - EFER, PAT and the SYSENTER MSRs are emulated against their VMCS
 //!   guest-state fields (the CPU loads those on every VM entry), with the
 //!   checks a real CPU applies to a write (a bad value gets #GP(0));
+//! - IA32_APIC_BASE and IA32_TSC_DEADLINE belong to the guest's local APIC
+//!   model (`hypervisor_core::devices::board`): the base reads 0xFEE00900
+//!   and cannot move; the deadline arms the APIC timer in TSC-deadline mode;
 //! - everything else is refused with #GP(0), as a CPU does for an MSR it does
 //!   not implement.
 //!
@@ -10,7 +13,8 @@
 
 use hypervisor_core::exit::InterruptionInfo;
 use hypervisor_core::msr::{
-    check_canonical, check_efer_write, check_pat_write, policy, MsrPolicy, MsrWriteError, VmcsMsr,
+    check_apic_base_write, check_canonical, check_efer_write, check_pat_write, policy, ApicMsr, MsrPolicy,
+    MsrWriteError, VmcsMsr, GUEST_APIC_BASE,
 };
 use hypervisor_core::start_state::CR0_PG;
 use hypervisor_core::vmcs_field::VmcsField;
@@ -43,6 +47,24 @@ pub fn handle(guest: &mut Guest, exit: &Exit, access: MsrAccess) -> Result<Flow,
         (MsrPolicy::Vmcs(register), MsrAccess::Write) => {
             let value = guest.vcpu.registers.edx_eax();
             write_vmcs_msr(guest, register, value)?
+        }
+        (MsrPolicy::Apic(register), MsrAccess::Read) => {
+            let value = match register {
+                ApicMsr::Base => GUEST_APIC_BASE,
+                ApicMsr::TscDeadline => guest.board.lapic.read_tsc_deadline(),
+            };
+            guest.vcpu.registers.rax = value & 0xFFFF_FFFF;
+            guest.vcpu.registers.rdx = value >> 32;
+            Ok(())
+        }
+        (MsrPolicy::Apic(ApicMsr::Base), MsrAccess::Write) => {
+            check_apic_base_write(guest.vcpu.registers.edx_eax()).map(|_| ()).map_err(Some)
+        }
+        (MsrPolicy::Apic(ApicMsr::TscDeadline), MsrAccess::Write) => {
+            let now = crate::vmx::read_tsc();
+            guest.board.write_tsc_deadline(guest.vcpu.registers.edx_eax(), now);
+            guest.board_changed(now)?;
+            Ok(())
         }
         // The bitmap lets these through without an exit; only a CPU that
         // ignored the bitmap would get here. Refuse rather than guess.
