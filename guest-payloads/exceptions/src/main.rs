@@ -93,10 +93,8 @@ fn breakpoint(checks: &mut Checks) {
     let want = Fault { vector: BREAKPOINT, error_code: None, rip: attempt.at + 1 };
     match attempt.result {
         Err(fault) if fault == want => checks.pass("int3", "#BP, RIP after the int3"),
-        Err(fault) => checks.fail(
-            "int3",
-            format_args!("{fault} at rip {:#x} (expected #BP at rip {:#x})", fault.rip, attempt.at + 1),
-        ),
+        Err(fault) => checks
+            .fail("int3", format_args!("{fault} at rip {:#x} (expected #BP at rip {:#x})", fault.rip, attempt.at + 1)),
         Ok(_) => checks.fail("int3", "no exception (expected #BP)"),
     }
 }

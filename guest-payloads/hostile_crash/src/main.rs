@@ -117,5 +117,7 @@ fn load_idt_and_ud2(base: u64, size: usize) {
     let idtr = DescriptorTablePointer { limit: (size - 1) as u16, base };
     // SAFETY: LIDT reads the 10-byte pointer; UD2 then faults and the
     // delivery through the broken IDT ends the guest, which is the point.
-    unsafe { asm!("lidt [{idtr}]", "ud2", idtr = in(reg) &raw const idtr, options(readonly, nostack, preserves_flags)) };
+    unsafe {
+        asm!("lidt [{idtr}]", "ud2", idtr = in(reg) &raw const idtr, options(readonly, nostack, preserves_flags))
+    };
 }

@@ -77,11 +77,7 @@ const PROBES: [Probe; 9] = [
     Probe { target: Target::Fixed(IO_APIC), access: Access::Write, what: "the I/O APIC" },
     Probe { target: Target::Fixed(TOP_OF_4G), access: Access::Read, what: "the top of 4 GiB" },
     Probe { target: Target::Fixed(TOP_OF_4G), access: Access::Write, what: "the top of 4 GiB" },
-    Probe {
-        target: Target::Fixed(LOCAL_APIC_VERSION),
-        access: Access::Read,
-        what: "the local APIC version register",
-    },
+    Probe { target: Target::Fixed(LOCAL_APIC_VERSION), access: Access::Read, what: "the local APIC version register" },
 ];
 
 /// The value a write stores: recognizable in a memory dump.

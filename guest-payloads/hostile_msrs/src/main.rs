@@ -109,25 +109,25 @@ const DENIED_READS: [Msr; 17] = [
 
 /// Writes that must raise #GP(0): what an attacker would write.
 const DENIED_WRITES: [(Msr, u64); 19] = [
-    (FEATURE_CONTROL, 0x5),                   // lock, VMX outside SMX
-    (TSC, 0),                                 // rewind the host's clock
-    (TSC_ADJUST, 0x1_0000_0000),              // shift it
-    (MTRR_PHYSBASE0, 0x6),                    // write-back from 0 ...
-    (MTRR_PHYSMASK0, 0xF_0000_0800),          // ... over 4 GiB: the host's memory types
-    (MTRR_FIX64K, 0),                         // the first 512 KiB uncacheable
-    (MTRR_DEF_TYPE, 0x800),                   // MTRRs on, default UC
-    (SPEC_CTRL, 0x7),                         // IBRS, STIBP, SSBD
-    (PRED_CMD, 0x1),                          // IBPB
-    (BIOS_UPDT_TRIG, 0x10_0000),              // "load microcode from 1 MiB"
-    (BIOS_SIGN_ID, 0),                        // clear the microcode signature
-    (PMC0, 0x1234),                           // preset a counter
-    (PERFEVTSEL0, 0x43_003C),                 // count core cycles, with interrupt
-    (PERF_GLOBAL_CTRL, 0xF),                  // enable the counters
-    (DEBUGCTL, 0x3),                          // LBR and BTF
-    (X2APIC_TPR, 0xFF),                       // mask every interrupt
-    (X2APIC_EOI, 0),                          // end an interrupt we never got
-    (X2APIC_ICR, 0x000C_4500),                // INIT IPI to all others
-    (Msr(0x1A0, "IA32_MISC_ENABLE"), 0x1),    // fast strings, on the host
+    (FEATURE_CONTROL, 0x5),                // lock, VMX outside SMX
+    (TSC, 0),                              // rewind the host's clock
+    (TSC_ADJUST, 0x1_0000_0000),           // shift it
+    (MTRR_PHYSBASE0, 0x6),                 // write-back from 0 ...
+    (MTRR_PHYSMASK0, 0xF_0000_0800),       // ... over 4 GiB: the host's memory types
+    (MTRR_FIX64K, 0),                      // the first 512 KiB uncacheable
+    (MTRR_DEF_TYPE, 0x800),                // MTRRs on, default UC
+    (SPEC_CTRL, 0x7),                      // IBRS, STIBP, SSBD
+    (PRED_CMD, 0x1),                       // IBPB
+    (BIOS_UPDT_TRIG, 0x10_0000),           // "load microcode from 1 MiB"
+    (BIOS_SIGN_ID, 0),                     // clear the microcode signature
+    (PMC0, 0x1234),                        // preset a counter
+    (PERFEVTSEL0, 0x43_003C),              // count core cycles, with interrupt
+    (PERF_GLOBAL_CTRL, 0xF),               // enable the counters
+    (DEBUGCTL, 0x3),                       // LBR and BTF
+    (X2APIC_TPR, 0xFF),                    // mask every interrupt
+    (X2APIC_EOI, 0),                       // end an interrupt we never got
+    (X2APIC_ICR, 0x000C_4500),             // INIT IPI to all others
+    (Msr(0x1A0, "IA32_MISC_ENABLE"), 0x1), // fast strings, on the host
 ];
 
 /// Reserved EFER bits to set one at a time (SDM Vol. 3A, 2.2.1 "Extended
@@ -230,10 +230,9 @@ fn gp_or_emulated(checks: &mut Checks, msr: Msr, value: u64) {
             checks.pass(format_args!("wrmsr {msr} {value:#x}"), "#GP(0) (not emulated)")
         }
         Ok(_) => checks.pass(format_args!("wrmsr {msr} {value:#x}"), "accepted (emulated)"),
-        Err(fault) => checks.fail(
-            format_args!("wrmsr {msr} {value:#x}"),
-            format_args!("{fault} (expected #GP(0) or accepted)"),
-        ),
+        Err(fault) => {
+            checks.fail(format_args!("wrmsr {msr} {value:#x}"), format_args!("{fault} (expected #GP(0) or accepted)"))
+        }
     }
 }
 

@@ -178,7 +178,13 @@ const GROUPS: [Group; 10] = [
     },
     Group {
         what: "reset control 0xCF9 (hard and full reset) and port 0x92 (fast A20 and reset)",
-        ops: &[Op::Out8(0xCF9, 0x02), Op::Out8(0xCF9, 0x06), Op::Out8(0xCF9, 0x0E), Op::In8(0x92), Op::Out8(0x92, 0x01)],
+        ops: &[
+            Op::Out8(0xCF9, 0x02),
+            Op::Out8(0xCF9, 0x06),
+            Op::Out8(0xCF9, 0x0E),
+            Op::In8(0x92),
+            Op::Out8(0x92, 0x01),
+        ],
     },
     Group {
         what: "Bochs shutdown port 0x8900: \"Shutdown\"",

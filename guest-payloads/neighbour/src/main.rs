@@ -59,15 +59,17 @@ unsafe extern "C" {
 /// The program: layout, fill, work, check.
 fn main() -> ! {
     idt::install();
-    let (id, ram_size, reserved_base) =
-        match (hypercall::info(InfoKey::GuestId), hypercall::info(InfoKey::RamSize), hypercall::info(InfoKey::ReservedBase))
-        {
-            (Ok(id), Ok(ram_size), Ok(base)) => (id, ram_size, base),
-            (id, ram_size, base) => {
-                println!("FAIL: info(GuestId) -> {id:?}, info(RamSize) -> {ram_size:?}, info(ReservedBase) -> {base:?}");
-                exit(STATUS_BAD_LAYOUT)
-            }
-        };
+    let (id, ram_size, reserved_base) = match (
+        hypercall::info(InfoKey::GuestId),
+        hypercall::info(InfoKey::RamSize),
+        hypercall::info(InfoKey::ReservedBase),
+    ) {
+        (Ok(id), Ok(ram_size), Ok(base)) => (id, ram_size, base),
+        (id, ram_size, base) => {
+            println!("FAIL: info(GuestId) -> {id:?}, info(RamSize) -> {ram_size:?}, info(ReservedBase) -> {base:?}");
+            exit(STATUS_BAD_LAYOUT)
+        }
+    };
     let image_end = (&raw const __image_end as u64).next_multiple_of(4096);
     let stack_bottom = reserved_base.saturating_sub(STACK_WINDOW);
     let rsp = stack_pointer();
