@@ -475,7 +475,7 @@ mod tests {
         assert_eq!(config("hostile_memory"), Some((8, 0)));
         assert_eq!(config("hostile_crash"), Some((3, 0)));
         assert_eq!(config("hostile_cpu"), Some((0, HOSTILE_CPU_BUDGET_TICKS)));
-        assert!(HOSTILE_CPU_BUDGET_TICKS > DEFAULT_TIME_SLICE_TICKS, "the budget spans several time slices");
+        const { assert!(HOSTILE_CPU_BUDGET_TICKS > DEFAULT_TIME_SLICE_TICKS, "the budget spans several time slices") };
         // A guest that is expected to be stopped by its budget must have one.
         for payload in BUILT_IN {
             assert_eq!(
