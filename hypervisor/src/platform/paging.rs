@@ -636,12 +636,26 @@ pub fn report_image_at_start() -> Option<u64> {
 }
 
 /// Computes the checksum again and prints `... at end: unchanged` or
-/// `... at end: CHANGED`; returns whether it is unchanged.
+/// `... at end: CHANGED`; also reads every mapping back once more
+/// ([`verify`]: nothing may have made a page writable and executable while
+/// the guests ran). Returns whether both hold.
 pub fn report_image_at_end(at_start: Option<u64>) -> bool {
     let Some((start, end)) = at_start.zip(image_checksum()) else {
         crate::error!("hypervisor image: no checksum at end");
         return false;
     };
+    match verify() {
+        Ok(report) => crate::debug!(
+            "memory: W^X still holds after the guests ran ({} code, {} read-only, {} data pages read back)",
+            report.code_pages,
+            report.read_only_pages,
+            report.data_pages
+        ),
+        Err(violation) => {
+            crate::error!("memory: W^X VIOLATION after the guests ran: {}", violation);
+            return false;
+        }
+    }
     if start == end {
         crate::info!("hypervisor image: code+rodata checksum {:#018x} at end: unchanged", end);
         true
