@@ -6,7 +6,7 @@
 //! * **IBPB on guest switch.** An indirect branch prediction barrier (a
 //!   write of 1 to IA32_PRED_CMD, MSR 0x49) keeps branch targets trained by
 //!   one guest from steering speculation in the next (Spectre v2 between
-//!   guests). Enumerated by CPUID.(EAX=7,ECX=0):EDX[26] (IBRS_IBPB).
+//!   guests). Enumerated by `CPUID.(EAX=7,ECX=0):EDX[26]` (IBRS_IBPB).
 //! * **L1D flush on VM entry.** L1 Terminal Fault (L1TF): a guest's load
 //!   through a not-present guest page-table entry can speculatively read any
 //!   line in the L1 data cache, by host-physical address, bypassing EPT. A
@@ -14,17 +14,17 @@
 //!   of the hypervisor's and other guests' data. Needed unless
 //!   IA32_ARCH_CAPABILITIES says RDCL_NO (bit 0: not affected) or
 //!   SKIP_L1DFL_VMENTRY (bit 3: a hypervisor below us already flushes);
-//!   enumerated by CPUID.(EAX=7,ECX=0):EDX[28].
+//!   enumerated by `CPUID.(EAX=7,ECX=0):EDX[28]`.
 //! * **VERW on VM entry.** Microarchitectural Data Sampling (MDS) and TSX
 //!   Asynchronous Abort (TAA) leak stale data from the store buffer, fill
 //!   buffers and load ports; on CPUs that enumerate MD_CLEAR
-//!   (CPUID.(EAX=7,ECX=0):EDX[10]) the memory-operand form of VERW overwrites
+//!   (`CPUID.(EAX=7,ECX=0):EDX[10]`) the memory-operand form of VERW overwrites
 //!   them. Needed unless ARCH_CAPABILITIES says MDS_NO (bit 5) and, with TSX,
 //!   TAA_NO (bit 8); also where RFDS_CLEAR (bit 28) says VERW clears the
 //!   register file. Not needed when the L1D flush runs on the same entry: on
 //!   the affected CPUs the L1D_FLUSH command clears these buffers as well.
 //!
-//! IA32_ARCH_CAPABILITIES (MSR 0x10A) exists when CPUID.(EAX=7,ECX=0):EDX[29]
+//! IA32_ARCH_CAPABILITIES (MSR 0x10A) exists when `CPUID.(EAX=7,ECX=0):EDX[29]`
 //! is set; without it an Intel CPU is assumed affected by everything.
 //! References: Intel SDM Vol. 4 (the MSRs), Vol. 2A "CPUID" (the bits), and
 //! Intel's guidance documents "L1 Terminal Fault", "Microarchitectural Data
@@ -35,15 +35,15 @@
 
 use core::fmt;
 
-/// CPUID.(EAX=7,ECX=0):EDX[10]: VERW clears CPU buffers (MD_CLEAR).
+/// `CPUID.(EAX=7,ECX=0):EDX[10]`: VERW clears CPU buffers (MD_CLEAR).
 pub const CPUID7_EDX_MD_CLEAR: u32 = 1 << 10;
-/// CPUID.(EAX=7,ECX=0):EBX[11]: RTM (TSX) is available.
+/// `CPUID.(EAX=7,ECX=0):EBX[11]`: RTM (TSX) is available.
 pub const CPUID7_EBX_RTM: u32 = 1 << 11;
-/// CPUID.(EAX=7,ECX=0):EDX[26]: IA32_SPEC_CTRL and IA32_PRED_CMD (IBPB) exist.
+/// `CPUID.(EAX=7,ECX=0):EDX[26]`: IA32_SPEC_CTRL and IA32_PRED_CMD (IBPB) exist.
 pub const CPUID7_EDX_IBRS_IBPB: u32 = 1 << 26;
-/// CPUID.(EAX=7,ECX=0):EDX[28]: IA32_FLUSH_CMD (L1D_FLUSH) exists.
+/// `CPUID.(EAX=7,ECX=0):EDX[28]`: IA32_FLUSH_CMD (L1D_FLUSH) exists.
 pub const CPUID7_EDX_L1D_FLUSH: u32 = 1 << 28;
-/// CPUID.(EAX=7,ECX=0):EDX[29]: IA32_ARCH_CAPABILITIES exists.
+/// `CPUID.(EAX=7,ECX=0):EDX[29]`: IA32_ARCH_CAPABILITIES exists.
 pub const CPUID7_EDX_ARCH_CAPABILITIES: u32 = 1 << 29;
 
 /// IA32_PRED_CMD: write 1 (bit 0) for an indirect branch prediction barrier.

@@ -49,7 +49,7 @@ static DETECTED: spin::Once<Mitigations> = spin::Once::new();
 
 impl Mitigations {
     /// Reads CPUID leaf 0 (vendor) and 7 (feature bits), and
-    /// IA32_ARCH_CAPABILITIES when CPUID.(EAX=7,ECX=0):EDX[29] says it exists
+    /// IA32_ARCH_CAPABILITIES when `CPUID.(EAX=7,ECX=0):EDX[29]` says it exists
     /// (SDM Vol. 2A, "CPUID"; Vol. 4, Table 2-2), and decides.
     pub fn detect() -> Self {
         let vendor = cpuid(0, 0);
