@@ -52,7 +52,8 @@ CPU in the order given; without any of these: every built-in guest, see
 --list-guests):
   --guest <NAME>         a built-in guest: hello64, hypercall, protected32,
                            realmode16, cpuid_msr, control_regs, exceptions,
-                           memtest, escape_ram, triple_fault (the default
+                           memtest, leftovers, timer_pic, timer_pic_1khz,
+                           timer_apic, escape_ram, triple_fault (the default
                            run), or one of the isolation guests: neighbour
                            and the hostile ones (see --demo)
   --guest-file <PATH>    an image file of your own; needs --mode
@@ -60,7 +61,8 @@ CPU in the order given; without any of these: every built-in guest, see
   --demo <DEMO>          a ready-made set of guests:
                            isolation: the hostile guests hostile_memory,
                              hostile_ports, hostile_msrs, hostile_instructions,
-                             hostile_cpu, hostile_crash and hostile_hypercalls
+                             hostile_cpu, hostile_crash, hostile_hypercalls and
+                             fuzz (random ports, MSRs, CPUID, hypercalls)
                              between two well-behaved neighbours (neighbour-1,
                              neighbour-2) that check their RAM's checksum
   --list-guests          list the built-in guests and what they do, then exit

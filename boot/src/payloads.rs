@@ -176,6 +176,17 @@ pub const BUILT_IN: &[BuiltInPayload] = &[
         set: PayloadSet::Default,
     },
     BuiltInPayload {
+        name: "timer_pic_1khz",
+        description:
+            "timer_pic at 1 kHz: 1000 PIT ticks timed; with timer_pic it shows two guests' timers at their own rates",
+        image: env!("CARGO_BIN_FILE_TIMER_PIC_timer_pic_1khz"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
         name: "timer_apic",
         description: "runs off its local APIC timer in periodic and TSC-deadline modes (MMIO trapped through EPT)",
         image: env!("CARGO_BIN_FILE_TIMER_APIC_timer_apic"),

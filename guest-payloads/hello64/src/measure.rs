@@ -22,7 +22,7 @@ use guest_rt::hypercall::Hypercall;
 pub const ROUNDS: u64 = 10_000;
 
 /// Batches each timed loop is split into (see the module docs).
-pub const BATCHES: u64 = 20;
+pub const BATCHES: u64 = 200;
 
 /// Iterations of the untimed warm-up run before each timed one.
 const WARMUP_ROUNDS: u64 = 100;
