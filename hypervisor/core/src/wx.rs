@@ -406,6 +406,98 @@ pub fn check_mapping(class: Option<PageClass>, found: Permission) -> Result<(), 
     }
 }
 
+/// The x86-64 paging-structure entry format, as far as W^X needs it (SDM Vol.
+/// 3A, 4.5 "4-Level Paging and 5-Level Paging", Tables 4-15 to 4-20). Levels
+/// are numbered as the walk descends: 4 = PML4E, 3 = PDPTE, 2 = PDE, 1 = PTE.
+pub mod entry {
+    use super::Permission;
+
+    /// Bit 0: present.
+    pub const PRESENT: u64 = 1 << 0;
+    /// Bit 1: R/W, writes allowed.
+    pub const WRITABLE: u64 = 1 << 1;
+    /// Bit 7 of a PDPTE or PDE: PS, the entry maps a 1 GiB or 2 MiB page.
+    pub const HUGE: u64 = 1 << 7;
+    /// Bit 7 of a PTE: PAT — the position PS has one level up.
+    pub const PTE_PAT: u64 = 1 << 7;
+    /// Bit 12 of a PDPTE/PDE that maps a page: PAT.
+    pub const HUGE_PAT: u64 = 1 << 12;
+    /// Bit 63: XD, execute-disable (honoured when EFER.NXE = 1).
+    pub const NO_EXECUTE: u64 = 1 << 63;
+    /// Bits 51:12: the physical address of a table or a 4 KiB page.
+    pub const ADDRESS_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+
+    /// Bytes one entry at `level` covers: 4 KiB at level 1, 2 MiB at 2, 1 GiB at 3, 512 GiB at 4.
+    pub const fn coverage(level: u8) -> u64 {
+        1 << (12 + 9 * (level as u32 - 1))
+    }
+
+    /// Whether a present entry at `level` maps a page (rather than pointing at a table).
+    pub const fn is_leaf(entry: u64, level: u8) -> bool {
+        level == 1 || ((level == 2 || level == 3) && entry & HUGE != 0)
+    }
+
+    /// The physical address an entry at `level` points to: a table, or the
+    /// page it maps (for a large page, without the PAT bit 12 and the
+    /// reserved bits below the page's alignment).
+    pub const fn address(entry: u64, level: u8) -> u64 {
+        if is_leaf(entry, level) {
+            entry & ADDRESS_MASK & !(coverage(level) - 1)
+        } else {
+            entry & ADDRESS_MASK
+        }
+    }
+
+    /// `address` with bit 47 copied into bits 63:48 (SDM Vol. 3A, 3.3.7.1
+    /// "Canonical Addressing").
+    pub const fn canonical(address: u64) -> u64 {
+        (((address << 16) as i64) >> 16) as u64
+    }
+
+    /// What the entries below an entry may still grant: a page is writable
+    /// only if every level sets R/W, executable only if no level sets XD
+    /// (SDM Vol. 3A, 4.6.1 "Determination of Access Rights").
+    pub const fn permission_below(above: Permission, entry: u64) -> Permission {
+        Permission {
+            writable: above.writable && entry & WRITABLE != 0,
+            executable: above.executable && entry & NO_EXECUTE == 0,
+        }
+    }
+
+    /// `entry` with its R/W and XD bits set to grant `permission`; every other bit kept.
+    pub const fn with_permission(entry: u64, permission: Permission) -> u64 {
+        let entry = if permission.writable { entry | WRITABLE } else { entry & !WRITABLE };
+        if permission.executable {
+            entry & !NO_EXECUTE
+        } else {
+            entry | NO_EXECUTE
+        }
+    }
+
+    /// Entry `index` (0..512) of the table that replaces the large page
+    /// `entry` at `level` (3 or 2): the same memory, `coverage(level - 1)`
+    /// bytes per entry, with the same attributes; PAT moves from bit 12 to
+    /// bit 7 when the children are 4 KiB pages (Table 4-18 vs. 4-20).
+    pub const fn split_child(entry: u64, level: u8, index: usize) -> u64 {
+        let base = address(entry, level);
+        let attributes = entry & !ADDRESS_MASK & !HUGE & !HUGE_PAT;
+        let pat = entry & HUGE_PAT != 0;
+        let child_attributes = if level == 3 {
+            attributes | HUGE | if pat { HUGE_PAT } else { 0 }
+        } else {
+            attributes | if pat { PTE_PAT } else { 0 }
+        };
+        (base + index as u64 * coverage(level - 1)) | child_attributes
+    }
+
+    /// The entry that points at the table replacing the large page `entry`:
+    /// present, with the large page's R/W and XD (so that each child's
+    /// combined permission equals the large page's).
+    pub const fn split_parent(table: u64, entry: u64) -> u64 {
+        (table & ADDRESS_MASK) | PRESENT | (entry & (WRITABLE | NO_EXECUTE))
+    }
+}
+
 /// The 64-bit FNV-1a hash (Fowler, Noll, Vo): for each byte, XOR it into
 /// the state, then multiply by the FNV prime. It is an integrity check
 /// against accidents (a stray write, a bug), **not** a cryptographic hash:
@@ -642,6 +734,70 @@ mod tests {
             Violation::WrongPermission { class: PageClass::Code, found: rwx }.to_string(),
             "code page mapped RWX, must be RX"
         );
+    }
+
+    #[test]
+    fn entry_addresses_and_levels() {
+        use entry::*;
+        assert_eq!(coverage(1), 4096);
+        assert_eq!(coverage(2), 2 << 20);
+        assert_eq!(coverage(3), 1 << 30);
+        // A table pointer keeps bits 51:12; a 2 MiB page drops the PAT bit 12 and bits 20:13.
+        assert_eq!(address(0x8000_0000_1234_5003, 4), 0x1234_5000);
+        assert_eq!(address(0x0000_0000_4020_1083 | HUGE_PAT, 2), 0x4020_0000);
+        assert_eq!(address(0x0000_0000_4020_1003, 2), 0x4020_1000); // no PS: a table
+        assert_eq!(address(0x0000_0001_4000_1083, 3), 0x1_4000_0000);
+        assert!(is_leaf(0x1, 1) && is_leaf(0x81, 2) && is_leaf(0x81, 3));
+        assert!(!is_leaf(0x81, 4) && !is_leaf(0x1, 2));
+        assert_eq!(canonical(0x0000_8000_0000_0000), 0xFFFF_8000_0000_0000);
+        assert_eq!(canonical(0x0000_7FFF_FFFF_F000), 0x0000_7FFF_FFFF_F000);
+    }
+
+    #[test]
+    fn permissions_combine_down_the_walk_and_are_set_exactly() {
+        use entry::*;
+        let all = Permission { writable: true, executable: true };
+        assert_eq!(permission_below(all, PRESENT | WRITABLE), all);
+        assert_eq!(permission_below(all, PRESENT), Permission { writable: false, executable: true });
+        let read_only_nx = Permission { writable: false, executable: false };
+        assert_eq!(permission_below(all, PRESENT | NO_EXECUTE), read_only_nx);
+        // Once a level forbids, lower levels cannot grant again.
+        assert_eq!(permission_below(read_only_nx, PRESENT | WRITABLE), read_only_nx);
+        let pte = 0x1234_5000 | PRESENT | WRITABLE | (1 << 5) | PTE_PAT;
+        for class in [PageClass::Code, PageClass::ReadOnly, PageClass::Data] {
+            let set = with_permission(pte, class.required());
+            assert_eq!(permission_below(all, set), class.required(), "{class:?}");
+            // Address, accessed and PAT bits are untouched.
+            assert_eq!(set & !(WRITABLE | NO_EXECUTE), pte & !(WRITABLE | NO_EXECUTE));
+        }
+    }
+
+    #[test]
+    fn splitting_large_pages_keeps_translation_and_attributes() {
+        use entry::*;
+        // A 2 MiB page at 0x4020_0000: writable, no-execute, PCD (bit 4), global (bit 8), PAT.
+        let large = 0x4020_0000 | PRESENT | WRITABLE | (1 << 4) | HUGE | (1 << 8) | HUGE_PAT | NO_EXECUTE;
+        let expected_attributes = PRESENT | WRITABLE | (1 << 4) | (1 << 8) | PTE_PAT | NO_EXECUTE;
+        for index in [0, 1, 511] {
+            let child = split_child(large, 2, index);
+            assert_eq!(address(child, 1), 0x4020_0000 + index as u64 * 4096);
+            // PS is gone, PAT moved from bit 12 (an address bit in a PTE) to bit 7.
+            assert_eq!(child & !ADDRESS_MASK, expected_attributes, "child {index}");
+        }
+        // Without PAT, bit 7 of the children stays clear (it is not PS there).
+        assert_eq!(split_child(0x20_0000 | PRESENT | HUGE, 2, 3), 0x20_3000 | PRESENT);
+        // A 1 GiB page becomes 2 MiB pages: PS and PAT (bit 12) stay where they are.
+        let giant = 0x4000_0000 | PRESENT | HUGE | HUGE_PAT;
+        let child = split_child(giant, 3, 5);
+        assert_eq!(child, (0x4000_0000 + 5 * (2 << 20)) | PRESENT | HUGE | HUGE_PAT);
+        assert!(is_leaf(child, 2));
+        assert_eq!(address(child, 2), 0x40A0_0000);
+        // The new table entry: present, the large page's R/W and XD, nothing else.
+        assert_eq!(split_parent(0x7000, large), 0x7000 | PRESENT | WRITABLE | NO_EXECUTE);
+        assert_eq!(split_parent(0x7000, PRESENT | HUGE), 0x7000 | PRESENT);
+        let all = Permission { writable: true, executable: true };
+        let combined = permission_below(permission_below(all, split_parent(0x7000, large)), split_child(large, 2, 9));
+        assert_eq!(combined, permission_below(all, large));
     }
 
     #[test]

@@ -40,26 +40,15 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use bootloader_api::BootInfo;
+use hypervisor_core::wx::entry::{
+    self, canonical, coverage, is_leaf, permission_below, split_child, split_parent, with_permission, ADDRESS_MASK,
+    PRESENT, WRITABLE,
+};
 use hypervisor_core::wx::{check_mapping, Fnv1a64, KernelLayout, LayoutError, PageClass, Permission, Violation};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags};
 
 use crate::platform::memory::{self, MemoryError};
-
-/// Paging-structure entry bit 0: present.
-const PRESENT: u64 = 1 << 0;
-/// Bit 1: R/W, writes allowed.
-const WRITABLE: u64 = 1 << 1;
-/// Bit 7 in a PDPTE or PDE: PS, the entry maps a 1 GiB or 2 MiB page.
-const HUGE: u64 = 1 << 7;
-/// Bit 7 in a PTE: PAT (memory type) — the bit PS occupies one level up.
-const PTE_PAT: u64 = 1 << 7;
-/// Bit 12 in a PDPTE/PDE that maps a page: PAT.
-const HUGE_PAT: u64 = 1 << 12;
-/// Bit 63: XD, execute-disable (with EFER.NXE).
-const NO_EXECUTE: u64 = 1 << 63;
-/// Bits 51:12: the physical address of a table or 4 KiB page (SDM Vol. 3A, Table 4-15 to 4-20).
-const ADDRESS_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// Size of a 4 KiB page.
 const PAGE_4K: u64 = 4096;
@@ -225,26 +214,8 @@ impl Leaf {
     /// Its effective permission: every level's R/W and XD combined.
     fn permission(&self) -> Permission {
         // SAFETY: `entry` points into a live paging structure in the window.
-        let entry = unsafe { self.entry.read_volatile() };
-        Permission {
-            writable: self.above.writable && entry & WRITABLE != 0,
-            executable: self.above.executable && entry & NO_EXECUTE == 0,
-        }
+        permission_below(self.above, unsafe { self.entry.read_volatile() })
     }
-}
-
-/// The physical address a present entry points to, at `level` (1 = PTE).
-fn entry_address(entry: u64, level: u8) -> u64 {
-    match level {
-        3 if entry & HUGE != 0 => entry & ADDRESS_MASK & !((1 << 30) - 1),
-        2 if entry & HUGE != 0 => entry & ADDRESS_MASK & !((1 << 21) - 1),
-        _ => entry & ADDRESS_MASK,
-    }
-}
-
-/// Bit 47 copied into bits 63:48 (SDM Vol. 3A, 3.3.7.1 "Canonical Addressing").
-fn canonical(address: u64) -> u64 {
-    (((address << 16) as i64) >> 16) as u64
 }
 
 /// The entries of the table at physical `table`.
@@ -262,7 +233,6 @@ fn walk_table(
     visit: &mut dyn FnMut(&Leaf) -> Result<(), WxError>,
 ) -> Result<(), WxError> {
     let entries = table_entries(table);
-    let shift = 12 + 9 * (u32::from(level) - 1);
     for index in 0..ENTRIES {
         // SAFETY: a paging structure is one 4 KiB frame of 512 entries, mapped in the window.
         let pointer = unsafe { entries.add(index) };
@@ -271,17 +241,12 @@ fn walk_table(
         if entry & PRESENT == 0 {
             continue;
         }
-        let virt = canonical(base | ((index as u64) << shift));
-        let is_leaf = level == 1 || ((level == 2 || level == 3) && entry & HUGE != 0);
-        if is_leaf {
-            let leaf = Leaf { virt, size: 1 << shift, phys: entry_address(entry, level), entry: pointer, above };
+        let virt = canonical(base | (index as u64 * coverage(level)));
+        if is_leaf(entry, level) {
+            let leaf = Leaf { virt, size: coverage(level), phys: entry::address(entry, level), entry: pointer, above };
             visit(&leaf)?;
         } else {
-            let below = Permission {
-                writable: above.writable && entry & WRITABLE != 0,
-                executable: above.executable && entry & NO_EXECUTE == 0,
-            };
-            walk_table(entry & ADDRESS_MASK, level - 1, virt, below, visit)?;
+            walk_table(entry::address(entry, level), level - 1, virt, permission_below(above, entry), visit)?;
         }
     }
     Ok(())
@@ -365,15 +330,9 @@ pub fn harden(boot_info: &BootInfo) -> Result<WxReport, WxError> {
                 if class.is_protected() {
                     protected_frames.push(leaf.phys);
                 }
-                let required = class.required();
-                let entry = if required.writable { entry | WRITABLE } else { entry & !WRITABLE };
-                if required.executable {
-                    entry & !NO_EXECUTE
-                } else {
-                    entry | NO_EXECUTE
-                }
+                with_permission(entry, class.required())
             }
-            None => entry | NO_EXECUTE,
+            None => entry | entry::NO_EXECUTE,
         };
         if wanted != entry {
             // SAFETY: as above.
@@ -420,8 +379,7 @@ fn window_entry_4k(virt: u64) -> Result<(*mut u64, u64), WxError> {
     let mut table = level_4.start_address().as_u64();
     let mut splits = 0;
     for level in (1..=4u8).rev() {
-        let shift = 12 + 9 * (u32::from(level) - 1);
-        let index = ((virt >> shift) & 0x1FF) as usize;
+        let index = ((virt / coverage(level)) & 0x1FF) as usize;
         // SAFETY: one of the 512 entries of a live paging structure in the window.
         let pointer = unsafe { table_entries(table).add(index) };
         // SAFETY: as above.
@@ -432,7 +390,7 @@ fn window_entry_4k(virt: u64) -> Result<(*mut u64, u64), WxError> {
         if level == 1 {
             return Ok((pointer, splits));
         }
-        if entry & HUGE != 0 {
+        if is_leaf(entry, level) {
             entry = split(pointer, entry, level)?;
             splits += 1;
         }
@@ -448,24 +406,12 @@ fn window_entry_4k(virt: u64) -> Result<(*mut u64, u64), WxError> {
 /// ones). Returns the new entry.
 fn split(pointer: *mut u64, entry: u64, level: u8) -> Result<u64, WxError> {
     let table = memory::allocate_frame()?;
-    let base = entry_address(entry, level);
-    let child_size = 1u64 << (12 + 9 * (u32::from(level) - 2));
-    // The attribute bits (everything but the address), PAT moved where the smaller format keeps it.
-    let attributes = entry & !ADDRESS_MASK & !HUGE & !HUGE_PAT;
-    let pat = entry & HUGE_PAT != 0;
-    let child_attributes = if level == 3 {
-        attributes | HUGE | if pat { HUGE_PAT } else { 0 }
-    } else {
-        attributes | if pat { PTE_PAT } else { 0 }
-    };
     let entries = table_entries(table);
     for index in 0..ENTRIES {
         // SAFETY: the fresh frame holds 512 entries and is not yet in use.
-        unsafe { entries.add(index).write_volatile((base + index as u64 * child_size) | child_attributes) };
+        unsafe { entries.add(index).write_volatile(split_child(entry, level, index)) };
     }
-    // The new table entry keeps the large page's R/W and XD so that the
-    // combined permission of each small page equals the large page's.
-    let table_entry = table | PRESENT | (entry & (WRITABLE | NO_EXECUTE));
+    let table_entry = split_parent(table, entry);
     // SAFETY: the new table maps exactly what the large page mapped, so the
     // switch is invisible to every access; stale TLB entries agree with it.
     unsafe { pointer.write_volatile(table_entry) };
@@ -589,18 +535,17 @@ fn walk_one(virt: u64, found: &mut Option<u64>) -> Option<()> {
     let (level_4, _) = Cr3::read();
     let mut table = level_4.start_address().as_u64();
     for level in (1..=4u8).rev() {
-        let shift = 12 + 9 * (u32::from(level) - 1);
-        let index = ((virt >> shift) & 0x1FF) as usize;
+        let index = ((virt / coverage(level)) & 0x1FF) as usize;
         // SAFETY: one of the 512 entries of a live paging structure in the window.
         let entry = unsafe { table_entries(table).add(index).read_volatile() };
         if entry & PRESENT == 0 {
             return None;
         }
-        if level == 1 || entry & HUGE != 0 {
-            *found = Some(entry_address(entry, level) + (virt & ((1 << shift) - 1)));
+        if is_leaf(entry, level) {
+            *found = Some(entry::address(entry, level) + (virt & (coverage(level) - 1)));
             return Some(());
         }
-        table = entry & ADDRESS_MASK;
+        table = entry::address(entry, level);
     }
     None
 }
