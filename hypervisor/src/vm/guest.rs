@@ -401,6 +401,8 @@ impl Guest {
                     return SliceEnd::Ended(self.crashed(Crash::Vmx(error), host));
                 }
             }
+            // L1D flush / VERW where this CPU needs them (a not-taken branch where not).
+            host.mitigations.before_vm_entry();
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
                 Err(error) => {

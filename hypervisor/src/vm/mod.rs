@@ -41,6 +41,9 @@ pub struct Host {
     pub step: hypervisor_core::blob::StepSelection,
     /// The VM-entry rule the first guest breaks on purpose (`--break-entry`), 0 = none.
     pub break_entry: u8,
+    /// What this CPU needs against transient-execution attacks between guests
+    /// (`platform::mitigations`, docs/security.md).
+    pub mitigations: &'static crate::platform::mitigations::Mitigations,
     /// The machine's date and time at start-up: each guest's CMOS clock starts there.
     pub date: hypervisor_core::devices::cmos_rtc::DateTime,
 }
@@ -125,6 +128,7 @@ pub fn run_all(ramdisk: Option<&[u8]>, kernel_entry_tsc: u64) -> Result<(), &'st
         step: settings.step,
         break_entry: settings.break_entry,
         date: crate::platform::rtc::read_date(),
+        mitigations: crate::platform::mitigations::Mitigations::get(),
     };
 
     let xsave = match cpu_context::XsaveLayout::detect() {

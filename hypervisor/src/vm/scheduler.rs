@@ -226,6 +226,8 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
         let Some(guest) = self.slots[position].guest.as_mut() else { return Ok(()) };
         guest.vcpu.load()?;
         guest.context.restore(&self.xsave);
+        // Branch predictions trained by the previous guest must not steer this one.
+        self.host.mitigations.on_guest_switch();
         self.current = Some(position);
         self.switches += 1;
         Ok(())
