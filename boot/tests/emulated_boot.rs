@@ -75,7 +75,14 @@ fn bochs_self_hardening() {
     if counts.len() != 3 || counts.contains(&0) {
         run.fail(&format!("the W^X line should count code, read-only and data pages, all non-zero: {wx}"));
     }
-    for part in ["code pages RX", "read-only pages", "data pages RW+NX", "physical window NX", "read-only in it"] {
+    for part in [
+        "code pages RX",
+        "read-only pages",
+        "data pages RW+NX",
+        "physical window NX",
+        "read-only in it",
+        "verifier self-test: a planted RWX page was caught",
+    ] {
         if !wx.contains(part) {
             run.fail(&format!("the W^X line lacks {part:?}: {wx}"));
         }

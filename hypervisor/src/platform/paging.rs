@@ -28,7 +28,9 @@
 //!    combines the permissions of all levels (a page is writable only if
 //!    every level allows writes, executable only if no level sets XD), and
 //!    checks each leaf, the absence of writable aliases of code frames, the
-//!    unmapped guard pages and the IST stacks of NMI, #DF and #MC.
+//!    unmapped guard pages and the IST stacks of NMI, #DF and #MC; then it
+//!    proves the verifier works by planting one RWX page and checking that
+//!    [`verify`] reports it.
 //!
 //! A failure is a [`WxError`], which the caller prints and fails the run with.
 //!
@@ -119,6 +121,12 @@ pub enum WxError {
     },
     /// No frame for splitting a window page.
     Memory(MemoryError),
+    /// The verifier's self-test planted an executable data page and
+    /// [`verify`] did not report it (the verifier itself is broken).
+    VerifierMissedPlantedPage {
+        /// The planted page.
+        page: u64,
+    },
 }
 
 impl fmt::Display for WxError {
@@ -140,6 +148,9 @@ impl fmt::Display for WxError {
             Self::NoIstStack { vector } => write!(f, "vector {vector} does not run on an IST stack"),
             Self::ControlBitOff { bit } => write!(f, "{bit} is off"),
             Self::Memory(error) => write!(f, "{error}"),
+            Self::VerifierMissedPlantedPage { page } => {
+                write!(f, "the verifier did not catch the executable data page planted at {page:#x}")
+            }
         }
     }
 }
@@ -174,6 +185,8 @@ pub struct WxReport {
     pub nxe_turned_on: bool,
     /// Whether CR0.WP had to be turned on.
     pub wp_turned_on: bool,
+    /// Whether [`verify`] caught the violation [`harden`] planted on purpose.
+    pub verifier_self_tested: bool,
 }
 
 impl fmt::Display for WxReport {
@@ -183,7 +196,7 @@ impl fmt::Display for WxReport {
             f,
             "W^X enforced: {} code pages RX, {} read-only pages, {} data pages RW+NX, {} other pages NX; \
              physical window NX ({} MiB), kernel code and constants read-only in it ({} frames, {} large pages split); \
-             {} entries changed",
+             {} entries changed{}",
             self.code_pages,
             self.read_only_pages,
             self.data_pages,
@@ -192,6 +205,7 @@ impl fmt::Display for WxReport {
             self.window_read_only_frames,
             self.window_pages_split,
             self.entries_changed,
+            if self.verifier_self_tested { "; verifier self-test: a planted RWX page was caught" } else { "" },
         )
     }
 }
@@ -361,14 +375,71 @@ pub fn harden(boot_info: &BootInfo) -> Result<WxReport, WxError> {
 
     // Step 6.
     let found = verify()?;
+    self_test_verifier()?;
     Ok(WxReport {
         window_read_only_frames: report.window_read_only_frames,
         window_pages_split: report.window_pages_split,
         entries_changed: report.entries_changed,
         nxe_turned_on: report.nxe_turned_on,
         wp_turned_on: report.wp_turned_on,
+        verifier_self_tested: true,
         ..found
     })
+}
+
+/// A page of `.bss` used only by [`self_test_verifier`].
+#[repr(C, align(4096))]
+struct PlantedPage([u8; PAGE_4K as usize]);
+
+/// Its only instance; never read or written, only made executable for a moment.
+static mut PLANTED_PAGE: PlantedPage = PlantedPage([0; PAGE_4K as usize]);
+
+/// Proves that [`verify`] catches what it is meant to catch: clears XD on
+/// the PTE of a data page (making it RWX), runs [`verify`], restores the
+/// entry, and fails unless [`verify`] reported exactly that page.
+fn self_test_verifier() -> Result<(), WxError> {
+    let page = core::ptr::addr_of!(PLANTED_PAGE) as u64;
+    let pte = pte_of(page).ok_or(WxError::ImagePageMissing { virt: page })?;
+    // SAFETY: `pte` points at a live PTE in the window (pte_of found it).
+    let original = unsafe { pte.read_volatile() };
+    // SAFETY: the PTE of our own page; the page holds no code and nothing
+    // jumps there, so making it executable for the length of one check
+    // exposes nothing. INVLPG drops the stale translation (SDM Vol. 3A, 4.10.4.1).
+    unsafe { pte.write_volatile(original & !entry::NO_EXECUTE) };
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
+    let caught = verify();
+    // SAFETY: as above: the entry gets back its checked value.
+    unsafe { pte.write_volatile(original) };
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(page));
+    match caught {
+        Err(WxError::Violation { virt, violation: Violation::WrongPermission { class: PageClass::Data, .. } })
+            if virt == page =>
+        {
+            Ok(())
+        }
+        _ => Err(WxError::VerifierMissedPlantedPage { page }),
+    }
+}
+
+/// The PTE that maps the 4 KiB page at `virt`, if a 4 KiB page maps it.
+fn pte_of(virt: u64) -> Option<*mut u64> {
+    let (level_4, _) = Cr3::read();
+    let mut table = level_4.start_address().as_u64();
+    for level in (1..=4u8).rev() {
+        let index = ((virt / coverage(level)) & 0x1FF) as usize;
+        // SAFETY: one of the 512 entries of a live paging structure in the window.
+        let pointer = unsafe { table_entries(table).add(index) };
+        // SAFETY: as above.
+        let entry = unsafe { pointer.read_volatile() };
+        if entry & PRESENT == 0 {
+            return None;
+        }
+        if is_leaf(entry, level) {
+            return (level == 1).then_some(pointer);
+        }
+        table = entry::address(entry, level);
+    }
+    None
 }
 
 /// The PTE that maps the window address `virt`, splitting the 1 GiB and
