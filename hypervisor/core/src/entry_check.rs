@@ -981,6 +981,62 @@ mod tests {
         assert_eq!(covered, EntryRule::ALL, "every rule has a breaking case");
     }
 
+    /// `valid_image` with the guest state of another start mode, as setup.rs
+    /// writes it (IA-32e mode guest only for long mode).
+    fn image_for(mode: StartMode, caps: &VmxCapabilities) -> VmcsImage {
+        let start = start_state(mode, 0x7C00, 0x7C00, 0, caps.cr0, caps.cr4, true).unwrap();
+        let mut image = valid_image(caps);
+        if !start.ia32e_mode {
+            image.entry &= !EntryControls::IA32E_MODE_GUEST.bits();
+        }
+        image.cr0 = start.cr0;
+        image.cr3 = start.cr3;
+        image.cr4 = start.cr4;
+        image.efer = start.efer;
+        image.rip = start.rip;
+        image.cs = start.cs;
+        for segment in [&mut image.ss, &mut image.ds, &mut image.es, &mut image.fs, &mut image.gs] {
+            *segment = start.data;
+        }
+        image.tr = start.tr;
+        image.gdtr = start.gdtr;
+        image.idtr = start.idtr;
+        image
+    }
+
+    #[test]
+    fn every_start_mode_passes_and_single_step_flags_are_allowed() {
+        let caps = bochs_caps();
+        for mode in [StartMode::Real, StartMode::Protected, StartMode::Long] {
+            let mut image = image_for(mode, &caps);
+            assert_eq!(check(&image, &caps), Ok(()), "{mode:?}");
+            // `--step` sets RFLAGS.TF (bit 8): not a reserved bit.
+            image.rflags |= 1 << 8;
+            assert_eq!(check(&image, &caps), Ok(()), "{mode:?} with TF");
+        }
+    }
+
+    #[test]
+    fn breaking_a_rule_in_other_modes_names_the_same_rule() {
+        let caps = bochs_caps();
+        let cases: &[(StartMode, EntryRule, Breaker)] = &[
+            (StartMode::Real, EntryRule::RflagsReserved, |i| i.rflags &= !2),
+            (StartMode::Real, EntryRule::GuestPgWithoutPe, |i| i.cr0 |= 1 << 31),
+            (StartMode::Real, EntryRule::Ia32eGuestPaging, |i| i.entry |= EntryControls::IA32E_MODE_GUEST.bits()),
+            (StartMode::Protected, EntryRule::GuestCr0Fixed, |i| i.cr0 &= !(1 << 5)),
+            (StartMode::Protected, EntryRule::LinkPointer, |i| i.link_pointer = 0x1000),
+            (StartMode::Protected, EntryRule::ActivityState, |i| i.activity_state = 5),
+        ];
+        for (mode, rule, change) in cases {
+            let mut image = image_for(*mode, &caps);
+            change(&mut image);
+            let violation = check(&image, &caps).expect_err("the broken image must fail");
+            assert_eq!(violation.rule, *rule, "{mode:?}: breaking {}", rule.name());
+            // The report names the rule's section.
+            assert!(violation.to_string().contains(rule.section().citation()), "{violation}");
+        }
+    }
+
     #[test]
     fn parse_accepts_ids_and_names() {
         assert_eq!(EntryRule::parse("26"), Some(EntryRule::RflagsReserved));
