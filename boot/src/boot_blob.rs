@@ -113,6 +113,30 @@ mod tests {
     }
 
     #[test]
+    fn the_isolation_demo_round_trips_with_its_restarts_budget_and_outcomes() {
+        let specs = crate::payloads::isolation_demo_specs();
+        let guests = load_guests(&specs, DEFAULT_MACHINE_MEMORY_MIB, Firmware::Bios)
+            .expect("the isolation guests' images exist and pass the checks");
+        let blob = build_boot_blob(&guests, LogLevel::Info, false).expect("the demo encodes");
+        let parsed = BootBlob::parse(&blob).expect("the kernel's parser accepts the blob");
+        assert_eq!(parsed.guest_count(), specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            let decoded = parsed.guest(index).expect("every guest is there").config;
+            assert_eq!(decoded.name, spec.config.name);
+            assert_eq!(decoded.expected, spec.config.expected);
+            assert_eq!(decoded.restart_limit, spec.config.restart_limit);
+            assert_eq!(decoded.budget_ticks, spec.config.budget_ticks);
+        }
+        let spinner = (0..parsed.guest_count())
+            .filter_map(|index| parsed.guest(index).ok())
+            .find(|guest| guest.config.name.as_str() == "hostile_cpu");
+        assert_eq!(
+            spinner.map(|guest| guest.config.expected),
+            Some(hypervisor_core::config::ExpectedOutcome::OverBudget)
+        );
+    }
+
+    #[test]
     fn no_guests_is_an_error() {
         assert_eq!(build_boot_blob(&[], LogLevel::Info, false), Err(BootBlobError::NoGuests));
     }
