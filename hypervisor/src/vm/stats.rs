@@ -85,6 +85,27 @@ impl ExitStats {
         slot
     }
 
+    /// Counts an exit already handled (the fast path) with what was done.
+    #[inline(always)]
+    pub fn record_handled(&mut self, reason: u16, rip: u64, action: Action) {
+        self.total_exits += 1;
+        if let Some(count) = self.exits.get_mut(reason as usize) {
+            *count += 1;
+        }
+        let slot = (self.total_exits as usize) % RING_LEN;
+        self.ring[slot] = RecentExit { reason, rip, detail: 0, action };
+    }
+
+    /// Adds `exits` exits of `reason` that the exit landing's fast path
+    /// answered (`vmx::run`), with the `ticks` they took. They are not in the ring.
+    pub fn add_fast_path(&mut self, reason: u16, exits: u64, ticks: u64) {
+        self.total_exits += exits;
+        if let Some(count) = self.exits.get_mut(reason as usize) {
+            *count += exits;
+        }
+        self.add_ticks(reason, ticks);
+    }
+
     /// Adds the handling time of an exit.
     #[inline]
     pub fn add_ticks(&mut self, reason: u16, ticks: u64) {

@@ -11,7 +11,30 @@
 //! landing stores them into the [`GuestRegisters`] block and returns from
 //! `enter_guest` as if it were an ordinary call. RSP, RIP and RFLAGS of the guest
 //! live in the VMCS, not here.
+//!
+//! **The fast path.** Guests run the null hypercall and CPUID in tight loops,
+//! and they are the floor of every exit's cost, so the landing answers them
+//! without leaving assembly when [`FastPath::enabled`] says it may and the TSC
+//! is still below [`FastPath::deadline`]:
+//!
+//! - VMCALL with the guest's RAX = 0: the null hypercall, whose result is 0;
+//! - CPUID of a (leaf, subleaf) whose filtered answer the ordinary path has
+//!   put into [`FastPath::cpuid_cache`] (answers that depend only on the leaf
+//!   and subleaf; `vm::exit::cpuid` decides which).
+//!
+//! Then it moves the guest's RIP past the instruction (VM-exit instruction
+//! length, SDM Vol. 3C, 28.2.5), clears STI/MOV-SS blocking as executing an
+//! instruction would, counts the exit and its ticks in [`FastPath`], and
+//! executes VMRESUME with the guest's registers still in the CPU. Anything
+//! else — another reason, a cache miss, a deadline reached, a VMREAD or
+//! VMWRITE failure — takes the ordinary path into Rust. The fast-path exits
+//! are added to the guest's counters when its time slice ends; they do not
+//! enter the ring of recent exits. (A VMWRITE of the interruptibility state
+//! that failed after RIP was moved would make the ordinary path move it
+//! again; that cannot happen with a valid current VMCS, whose guest-state
+//! fields are always writable.)
 
+use hypervisor_core::exit::ExitReason;
 use hypervisor_core::vmcs_field::VmcsField;
 
 /// The guest's general registers that the VMCS does not hold, in the order the
@@ -124,10 +147,12 @@ pub enum EntryResult {
 /// # Safety
 /// A VMCS must be current, with its host-state area describing this CPU's
 /// state and HOST_RIP = [`vm_exit_landing`] (see [`host_rip`]); `launched` must
-/// be true exactly when this VMCS was launched since its last VMCLEAR.
-pub unsafe fn enter_guest(registers: &mut GuestRegisters, launched: bool) -> EntryResult {
+/// be true exactly when this VMCS was launched since its last VMCLEAR;
+/// `frame` must point to a valid [`GuestFrame`] nothing else accesses until
+/// this returns (the fast path reads and writes it while the guest runs).
+pub unsafe fn enter_guest(frame: *mut GuestFrame, launched: bool) -> EntryResult {
     // SAFETY: forwarded to the caller.
-    match unsafe { vmx_enter(registers, launched as u64) } {
+    match unsafe { vmx_enter(frame, launched as u64) } {
         0 => EntryResult::Exited,
         1 => EntryResult::FailInvalid,
         _ => EntryResult::FailValid,
@@ -146,12 +171,12 @@ const HOST_RSP_ENCODING: u64 = VmcsField::HostRsp.encoding() as u64;
 /// VMfailValid.
 ///
 /// # Safety
-/// As for [`enter_guest`]; `registers` must point to a valid, exclusively
-/// borrowed [`GuestRegisters`] for the whole guest run.
+/// As for [`enter_guest`]; `frame` must point to a valid, exclusively
+/// borrowed [`GuestFrame`] for the whole guest run.
 #[unsafe(naked)]
-unsafe extern "C" fn vmx_enter(registers: *mut GuestRegisters, launched: u64) -> u64 {
+unsafe extern "C" fn vmx_enter(frame: *mut GuestFrame, launched: u64) -> u64 {
     core::arch::naked_asm!(
-        // Host callee-saved registers, then the registers pointer on top.
+        // Host callee-saved registers, then the frame pointer on top.
         "push rbp", "push rbx", "push r12", "push r13", "push r14", "push r15",
         "push rdi",
         // HOST_RSP = this stack pointer: the landing finds everything above it.
@@ -184,19 +209,155 @@ unsafe extern "C" fn vmx_enter(registers: *mut GuestRegisters, launched: u64) ->
     )
 }
 
-/// HOST_RIP: stores the guest's registers and returns 0 from [`vmx_enter`].
+/// HOST_RIP: answers a null hypercall on the fast path (see the module
+/// docs), or stores the guest's registers and returns 0 from [`vmx_enter`].
 /// The CPU loads RIP and RSP from HOST_RIP/HOST_RSP on the exit (SDM Vol. 3C,
 /// 28.5 "Loading Host State").
 ///
 /// # Safety
 /// Never called: only the CPU jumps here, on a VM exit, with RSP = the
-/// HOST_RSP [`vmx_enter`] wrote, i.e. its frame with the registers pointer on top.
+/// HOST_RSP [`vmx_enter`] wrote, i.e. its frame with the [`GuestFrame`]
+/// pointer on top.
 #[unsafe(naked)]
 unsafe extern "C" fn vm_exit_landing() -> ! {
     core::arch::naked_asm!(
-        // [rsp] is the registers pointer pushed by vmx_enter.
+        // Scratch registers for the fast path; the guest's values are saved.
+        // Stack: [rsp] RDI, +0x08 RSI, +0x10 RDX, +0x18 RCX, +0x20 RAX,
+        // +0x28 the frame pointer pushed by vmx_enter.
+        "push rax", "push rcx", "push rdx", "push rsi", "push rdi",
+        "mov rdi, [rsp + 0x28]",
+        "cmp qword ptr [rdi + {enabled}], 0",
+        "je 7f",
+        "mov ecx, {exit_reason}",
+        "vmread rcx, rcx",
+        "jbe 7f",
+        // Not past the deadline (slice, budget, next timer event). RSI = exit TSC.
+        "rdtsc",
+        "shl rdx, 32",
+        "or rax, rdx",
+        "mov rsi, rax",
+        "cmp rsi, [rdi + {deadline}]",
+        "jae 7f",
+        "cmp ecx, {vmcall}",
+        "je 20f",
+        "cmp ecx, {cpuid}",
+        "jne 7f",
+        // CPUID: look the (leaf, subleaf) pair up in the cache; a hit puts
+        // EAX..EDX (zero-extended, as CPUID writes them) into the guest's registers.
+        "mov eax, [rsp + 0x20]",
+        "mov edx, [rsp + 0x18]",
+        "shl rdx, 32",
+        "or rdx, rax",
+        "mov ecx, eax",
+        "shr ecx, 29",
+        "add ecx, eax",
+        "and ecx, {cache_mask}",
+        "shl ecx, 5",
+        "lea rcx, [rdi + rcx + {cache}]",
+        "cmp dword ptr [rcx + 8], 0",
+        "je 7f",
+        "cmp [rcx], rdx",
+        "jne 7f",
+        "mov eax, [rcx + 12]",
+        "mov [rsp + 0x20], rax",
+        "mov ebx, [rcx + 16]",
+        "mov eax, [rcx + 20]",
+        "mov [rsp + 0x18], rax",
+        "mov eax, [rcx + 24]",
+        "mov [rsp + 0x10], rax",
+        "lea rcx, [rdi + {cpuid_counters}]",
+        "jmp 30f",
+        // VMCALL: only the null hypercall (RAX = 0, also its result).
+        "20:",
+        "cmp qword ptr [rsp + 0x20], 0",
+        "jne 7f",
+        "lea rcx, [rdi + {vmcall_counters}]",
+        // RIP += the instruction's length; STI/MOV-SS blocking ends with it.
+        "30:",
+        "push rcx",
+        "mov ecx, {instruction_length}",
+        "vmread rax, rcx",
+        "jbe 8f",
+        "mov ecx, {guest_rip}",
+        "vmread rdx, rcx",
+        "jbe 8f",
+        "add rdx, rax",
+        "vmwrite rcx, rdx",
+        "jbe 8f",
+        "mov ecx, {interruptibility}",
+        "vmread rax, rcx",
+        "jbe 8f",
+        "test al, 3",
+        "jz 2f",
+        "and rax, -4",
+        "vmwrite rcx, rax",
+        "jbe 8f",
+        "2:",
+        // Count the exit and its ticks.
+        "pop rcx",
+        "inc qword ptr [rcx]",
+        "rdtsc",
+        "shl rdx, 32",
+        "or rax, rdx",
+        "sub rax, rsi",
+        "add [rcx + 8], rax",
+        // The guest's registers back, and in.
+        "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rax",
+        "vmresume",
+        // VMRESUME failed (CF or ZF set): store the registers as on an exit
+        // (MOV, PUSH, POP and CALL keep the flags) and report the failure.
         "push rdi",
         "mov rdi, [rsp + 8]",
+        "call {store}",
+        // Drop the guest's RDI and the frame pointer.
+        "pop rdi",
+        "pop rdi",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+        "mov eax, 1",
+        "jc 3f",
+        "mov eax, 2",
+        "3:",
+        "ret",
+        // A VMREAD/VMWRITE of the fast path failed: let the ordinary path
+        // (which reads the same fields) report it.
+        "8:",
+        "pop rcx",
+        // The ordinary path: the guest's scratch registers back, then store them all.
+        "7:",
+        "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rax",
+        "push rdi",
+        "mov rdi, [rsp + 8]",
+        "call {store}",
+        "pop rdi",
+        "pop rdi",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+        "xor eax, eax",
+        "ret",
+        enabled = const FAST + core::mem::offset_of!(FastPath, enabled),
+        deadline = const FAST + core::mem::offset_of!(FastPath, deadline),
+        vmcall_counters = const FAST + core::mem::offset_of!(FastPath, vmcall),
+        cpuid_counters = const FAST + core::mem::offset_of!(FastPath, cpuid),
+        cache = const FAST + core::mem::offset_of!(FastPath, cpuid_cache),
+        cache_mask = const CPUID_CACHE_ENTRIES - 1,
+        exit_reason = const VmcsField::ExitReason.encoding() as u64,
+        instruction_length = const VmcsField::ExitInstructionLength.encoding() as u64,
+        guest_rip = const VmcsField::GuestRip.encoding() as u64,
+        interruptibility = const VmcsField::GuestInterruptibilityState.encoding() as u64,
+        vmcall = const ExitReason::Vmcall as u32,
+        cpuid = const ExitReason::Cpuid as u32,
+        store = sym store_guest_registers,
+    )
+}
+
+/// Stores the guest's general registers into the frame at RDI; the guest's
+/// RDI is on the stack above the return address (`[rsp + 8]`). Keeps RFLAGS
+/// (only MOVs), so a failed VMRESUME's CF/ZF survive it.
+///
+/// # Safety
+/// Only called from [`vm_exit_landing`], with RDI = the frame pointer.
+#[unsafe(naked)]
+unsafe extern "C" fn store_guest_registers() {
+    core::arch::naked_asm!(
         "mov [rdi + 0x00], rax",
         "mov [rdi + 0x08], rbx",
         "mov [rdi + 0x10], rcx",
@@ -211,22 +372,102 @@ unsafe extern "C" fn vm_exit_landing() -> ! {
         "mov [rdi + 0x60], r13",
         "mov [rdi + 0x68], r14",
         "mov [rdi + 0x70], r15",
-        "pop rax",
+        "mov rax, [rsp + 8]",
         "mov [rdi + 0x28], rax",
-        "pop rdi",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbx",
-        "pop rbp",
-        "xor eax, eax",
         "ret",
     )
 }
 
+/// Offset of the fast-path block in a [`GuestFrame`].
+const FAST: usize = core::mem::offset_of!(GuestFrame, fast);
+
+/// Entries of the CPUID cache (a power of two: the assembly masks the index).
+pub const CPUID_CACHE_ENTRIES: usize = 8;
+
+/// An exit kind's fast-path count.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastCounters {
+    /// Exits answered by the fast path.
+    pub exits: u64,
+    /// TSC ticks they took, from the exit to the VMRESUME.
+    pub ticks: u64,
+}
+
+/// One cached CPUID answer (32 bytes: the assembly indexes with a shift).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuidCacheEntry {
+    /// Leaf in bits 31:0, subleaf in bits 63:32.
+    pub key: u64,
+    /// Non-zero when the entry holds an answer.
+    pub valid: u32,
+    /// The answer.
+    pub eax: u32,
+    /// The answer.
+    pub ebx: u32,
+    /// The answer.
+    pub ecx: u32,
+    /// The answer.
+    pub edx: u32,
+    _pad: u32,
+}
+
+/// What the landing's fast path needs from the VM code, right after the
+/// [`GuestRegisters`] block (see the module docs). `#[repr(C)]`: the assembly
+/// uses its offsets.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastPath {
+    /// Non-zero when the fast path may answer (no tracing or stepping, no
+    /// interrupt waiting to be injected, no flush needed before entry).
+    pub enabled: u64,
+    /// The TSC at which the exit path must look (slice end, budget, next
+    /// timer event): at or after it, the ordinary path runs.
+    pub deadline: u64,
+    /// Null hypercalls answered.
+    pub vmcall: FastCounters,
+    /// CPUIDs answered from the cache.
+    pub cpuid: FastCounters,
+    /// CPUID answers that depend only on the leaf and subleaf, filled by the
+    /// ordinary path (`vm::exit::cpuid`); indexed by `(leaf + (leaf >> 29)) & 7`.
+    pub cpuid_cache: [CpuidCacheEntry; CPUID_CACHE_ENTRIES],
+}
+
+impl FastPath {
+    /// Remembers a CPUID answer for the fast path.
+    pub fn remember_cpuid(&mut self, leaf: u32, subleaf: u32, answer: [u32; 4]) {
+        let index = (leaf.wrapping_add(leaf >> 29) as usize) & (CPUID_CACHE_ENTRIES - 1);
+        self.cpuid_cache[index] = CpuidCacheEntry {
+            key: (u64::from(subleaf) << 32) | u64::from(leaf),
+            valid: 1,
+            eax: answer[0],
+            ebx: answer[1],
+            ecx: answer[2],
+            edx: answer[3],
+            _pad: 0,
+        };
+    }
+}
+
+/// The registers and the fast-path block, as [`vmx_enter`] receives them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuestFrame {
+    /// The general registers.
+    pub registers: GuestRegisters,
+    /// The landing's fast path.
+    pub fast: FastPath,
+}
+
 /// Compile-time check that the assembly's offsets match the struct.
 const _: () = {
+    assert!(core::mem::offset_of!(GuestFrame, fast) == 0x78);
+    assert!(core::mem::size_of::<CpuidCacheEntry>() == 32);
+    assert!(core::mem::offset_of!(CpuidCacheEntry, valid) == 8);
+    assert!(core::mem::offset_of!(CpuidCacheEntry, eax) == 12);
+    assert!(core::mem::offset_of!(CpuidCacheEntry, edx) == 24);
+    assert!(core::mem::offset_of!(FastCounters, ticks) == 8);
     assert!(core::mem::offset_of!(GuestRegisters, rdi) == 0x28);
     assert!(core::mem::offset_of!(GuestRegisters, r15) == 0x70);
 };

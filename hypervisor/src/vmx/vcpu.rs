@@ -13,7 +13,7 @@ use hypervisor_core::instruction_error::VmxInstructionFailure;
 use hypervisor_core::vmcs_field::VmcsField;
 
 use crate::vmx::read_tsc;
-use crate::vmx::run::{enter_guest, EntryResult, GuestRegisters};
+use crate::vmx::run::{enter_guest, EntryResult, FastPath, GuestFrame, GuestRegisters};
 use crate::vmx::vmcs::{self, VmcsRegion, VmxError};
 
 /// A VM exit, decoded (SDM Vol. 3C, 28.2 "Recording VM-Exit Information and
@@ -133,18 +133,28 @@ impl core::fmt::Display for RunError {
     }
 }
 
-/// A virtual CPU.
+/// A virtual CPU. `#[repr(C)]`: it starts with the [`GuestFrame`] layout
+/// (registers, then the exit landing's fast path) that the assembly uses.
+#[repr(C)]
 pub struct Vcpu {
-    vmcs: VmcsRegion,
     /// The guest's general registers while it is not running.
     pub registers: GuestRegisters,
+    /// The exit landing's null-hypercall fast path (`vmx::run`).
+    pub fast: FastPath,
+    vmcs: VmcsRegion,
     launched: bool,
 }
+
+// The assembly sees a `Vcpu` as a `GuestFrame`: same prefix, same offsets.
+const _: () = {
+    assert!(core::mem::offset_of!(Vcpu, registers) == core::mem::offset_of!(GuestFrame, registers));
+    assert!(core::mem::offset_of!(Vcpu, fast) == core::mem::offset_of!(GuestFrame, fast));
+};
 
 impl Vcpu {
     /// Wraps a VMCS whose fields are already written (see `vm::setup`).
     pub fn new(vmcs: VmcsRegion) -> Self {
-        Vcpu { vmcs, registers: GuestRegisters::default(), launched: false }
+        Vcpu { registers: GuestRegisters::default(), fast: FastPath::default(), vmcs, launched: false }
     }
 
     /// Makes this vCPU's VMCS current (before any field access).
@@ -155,10 +165,14 @@ impl Vcpu {
     /// Runs the guest until its next VM exit.
     #[inline(always)]
     pub fn run(&mut self) -> Result<Exit, RunError> {
+        let launched = self.launched;
+        // The frame pointer covers the whole vCPU (its `GuestFrame` prefix).
+        let frame = (self as *mut Vcpu).cast::<GuestFrame>();
         // SAFETY: this vCPU's VMCS is current (the caller loaded it), its host
-        // state was written by `vm::setup` from this CPU, and `launched` tracks
-        // the launch state since the VMCLEAR in `VmcsRegion::new`.
-        let result = unsafe { enter_guest(&mut self.registers, self.launched) };
+        // state was written by `vm::setup` from this CPU, `launched` tracks
+        // the launch state since the VMCLEAR in `VmcsRegion::new`, and `frame`
+        // comes from `&mut self`: nothing else touches the vCPU meanwhile.
+        let result = unsafe { enter_guest(frame, launched) };
         let tsc = read_tsc();
         if result != EntryResult::Exited {
             return Err(self.entry_instruction_failed(result));

@@ -23,7 +23,14 @@ pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxEr
     // OSXSAVE/OSPKE mirror the guest's own CR4, not the host's.
     let answer = match leaf {
         1 | 7 => reflect_guest_cr4(leaf, subleaf, answer, guest.vcpu.read(VmcsField::GuestCr4)?),
-        _ => answer,
+        // Leaf 0xD's sizes follow the guest's XCR0 (loaded in the CPU).
+        0xD => answer,
+        // Every other answer depends on the leaf and subleaf alone: the exit
+        // landing may give it from now on (`vmx::run`).
+        _ => {
+            guest.vcpu.fast.remember_cpuid(leaf, subleaf, [answer.eax, answer.ebx, answer.ecx, answer.edx]);
+            answer
+        }
     };
     let registers = &mut guest.vcpu.registers;
     registers.rax = u64::from(answer.eax);
