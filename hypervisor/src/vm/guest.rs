@@ -377,13 +377,14 @@ impl Guest {
         }
         // Tracing is decided once per slice, not once per exit: the untraced
         // loop is the loop without tracing, so tracing off costs nothing.
-        let end = if self.traced { self.run_traced(host) } else { self.run_loop::<false>(host) };
+        // A stepped guest's exits go through `vm::step` (and its trace, if any).
+        let end = if self.traced || self.step.is_some() { self.run_traced(host) } else { self.run_loop::<false>(host) };
         // Up to the last exit: the report of a crash is not the guest's time.
         self.cpu_ticks += self.slice_end.saturating_sub(start);
         end
     }
 
-    /// The exit loop of a traced guest, kept out of `run_slice`'s way.
+    /// The exit loop of a traced or stepped guest, kept out of `run_slice`'s way.
     #[cold]
     #[inline(never)]
     fn run_traced(&mut self, host: &Host) -> SliceEnd {
@@ -391,7 +392,8 @@ impl Guest {
     }
 
     /// Enters the guest and handles its exits until the slice ends; with
-    /// `TRACED`, every exit goes through [`trace::handle_traced`].
+    /// `TRACED`, every exit goes through [`trace::handle_traced`] (or, for a
+    /// stepped guest, [`step::handle_exit`]).
     #[inline(always)]
     fn run_loop<const TRACED: bool>(&mut self, host: &Host) -> SliceEnd {
         loop {
@@ -412,8 +414,15 @@ impl Guest {
             };
             let slot = self.stats.record(exit.basic_reason, exit.rip);
             // A constant: the compiler keeps only one arm (see `vm::trace`).
-            let result =
-                if TRACED { trace::handle_traced(self, &exit, slot, host) } else { self.handle(&exit, slot, host) };
+            let result = if TRACED {
+                if self.step.is_some() {
+                    step::handle_exit(self, &exit, slot, host)
+                } else {
+                    trace::handle_traced(self, &exit, slot, host)
+                }
+            } else {
+                self.handle(&exit, slot, host)
+            };
             let flow = result.unwrap_or_else(|error| Flow::Crash(Crash::Vmx(error)));
             let now = read_tsc();
             self.stats.add_ticks(exit.basic_reason, now - exit.tsc);
@@ -505,6 +514,10 @@ impl Guest {
                 exit::ept::violation(self, exit, qualification, gpa, linear)
             }
             VmExit::EptMisconfiguration { gpa } => Ok(Flow::Crash(Crash::EptMisconfiguration { gpa })),
+            // `--step` in TF mode intercepts #DB (see `vm::step`).
+            VmExit::ExceptionOrNmi { info, qualification, .. } if info.vector() == 1 && self.step.is_some() => {
+                step::handle_debug(self, exit, info, qualification)
+            }
             VmExit::ExceptionOrNmi { info, error_code, .. } => Ok(Flow::Crash(Crash::Exception { info, error_code })),
             VmExit::TripleFault => Ok(Flow::Crash(Crash::TripleFault)),
             VmExit::Xsetbv => exit::xsetbv::handle(self, exit),
