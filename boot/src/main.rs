@@ -6,6 +6,7 @@
 //! not be started; 2 = the runner refused its input before booting anything
 //! (a usage error, a bad configuration file, a guest that cannot run: see
 //! [`RunError::is_refusal`]).
+#![warn(missing_docs)]
 
 use std::process::ExitCode;
 

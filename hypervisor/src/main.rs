@@ -15,6 +15,7 @@
 // toolchain is pinned, and the exit path is two instructions shorter per VMREAD.
 #![feature(asm_goto_with_outputs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 

@@ -397,7 +397,7 @@ fn read_entry32(read: &mut impl FnMut(u64) -> Option<u64>, gpa: u64) -> Result<u
 }
 
 /// 32-bit paging (SDM Vol. 3A, 4.3 "32-Bit Paging"): a page directory of 1024
-/// 4-byte PDEs at CR3[31:12], each mapping 4 MiB with a page table of 1024 PTEs
+/// 4-byte PDEs at CR3\[31:12\], each mapping 4 MiB with a page table of 1024 PTEs
 /// or, if CR4.PSE = 1 and PS = 1, directly.
 ///
 /// 4-MiB PDEs use PSE-36: bits (M-20):13 give physical-address bits (M-1):32,
@@ -440,7 +440,7 @@ fn walk_32bit(
     Ok(walk)
 }
 
-/// PAE paging (SDM Vol. 3A, 4.4 "PAE Paging"): four PDPTEs at CR3[31:5], each
+/// PAE paging (SDM Vol. 3A, 4.4 "PAE Paging"): four PDPTEs at CR3\[31:5\], each
 /// pointing at a page directory of 512 8-byte PDEs (2-MiB pages or page tables).
 ///
 /// PDPTEs carry no access rights; their bits 2:1, 8:5 and 63:MAXPHYADDR are
