@@ -55,7 +55,9 @@ CPU in the order given; without any of these: every built-in guest, see
                            memtest, leftovers, timer_pic, timer_pic_1khz,
                            timer_apic, escape_ram, triple_fault (the default
                            run), or one of the isolation guests: neighbour
-                           and the hostile ones (see --demo)
+                           and the hostile ones (see --demo), or of the
+                           benchmark guests: bench, bench_yield, bench_idle
+                           (see --bench)
   --guest-file <PATH>    an image file of your own; needs --mode
   --config <FILE>        the guests of a TOML file (see guests.example.toml)
   --demo <DEMO>          a ready-made set of guests:
@@ -66,6 +68,11 @@ CPU in the order given; without any of these: every built-in guest, see
                              between two well-behaved neighbours (neighbour-1,
                              neighbour-2) that check their RAM's checksum
   --list-guests          list the built-in guests and what they do, then exit
+  --bench                run the benchmarks instead of guests: VM exit round
+                           trips, interrupt latency, guest switches, a
+                           workload in a guest and natively, start-up time and
+                           memory per guest; prints a table and writes
+                           target/bench/latest.json (see README, Benchmarks)
 
 Settings of the guest added by the closest --guest or --guest-file before them:
   --mode <MODE>          how it starts (required for --guest-file):
@@ -139,6 +146,10 @@ pub enum Command {
     ListGuests,
     /// Print the software VM-entry rules ([`entry_rules_listing`]).
     ListEntryRules,
+    /// `--bench`: run the benchmarks ([`crate::bench`]) with these options
+    /// (emulator, timeout, log level, Bochs CPU model); the benchmark
+    /// chooses its own guests and machine memory.
+    Bench(RunOptions),
 }
 
 /// `--list-entry-rules`: one line per rule of
@@ -204,6 +215,8 @@ pub enum UsageError {
     UnknownTraceGuest(String),
     /// `--step GUEST` names no guest of the run.
     UnknownStepGuest(String),
+    /// `--bench` with guest options: the benchmark runs guests of its own.
+    BenchWithGuests,
 }
 
 impl fmt::Display for UsageError {
@@ -222,6 +235,10 @@ impl fmt::Display for UsageError {
                 f,
                 "unknown guest `{name}` for `--guest`: the built-in guests are {} (see --list-guests)",
                 payloads::names_for_message()
+            ),
+            UsageError::BenchWithGuests => f.write_str(
+                "--bench runs its own guests (bench, bench_yield, bench_idle): leave out --guest, --guest-file, \
+                 --config and --demo",
             ),
             UsageError::SettingWithoutGuest(option) => write!(
                 f,
@@ -359,6 +376,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     let mut pending: Option<PendingGuest> = None;
     let mut list_guests = false;
     let mut list_entry_rules = false;
+    let mut bench = false;
     // `--trace`'s guest name is optional: peeking tells a name from the next option.
     let mut trace: Option<TraceRequest> = None;
     // `--step`'s guest name, resolved once the guest list is complete.
@@ -554,6 +572,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
                     }
                 };
             }
+            "--bench" => {
+                flag("--bench")?;
+                bench = true;
+            }
             "--list-entry-rules" => {
                 flag("--list-entry-rules")?;
                 list_entry_rules = true;
@@ -582,6 +604,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
     }
     if list_entry_rules {
         return Ok(Command::ListEntryRules);
+    }
+    if bench {
+        return if guests.is_empty() { Ok(Command::Bench(options)) } else { Err(UsageError::BenchWithGuests) };
     }
     if !guests.is_empty() {
         options.guests = guests;
@@ -661,6 +686,21 @@ mod tests {
     fn help_wins() {
         assert_eq!(parse(&["--help"]), Ok(Command::Help));
         assert_eq!(parse(&["--timeout", "5", "-h"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn bench_is_a_command_of_its_own_without_guests() {
+        let Ok(Command::Bench(options)) = parse(&["--bench", "--emulator", "bochs", "--timeout", "120"]) else {
+            panic!("--bench is not the bench command")
+        };
+        assert_eq!(options.emulator, EmulatorChoice::Bochs);
+        assert_eq!(options.timeout, Duration::from_secs(120));
+        assert!(options.stream);
+        assert_eq!(parse(&["--bench", "--guest", "hello64"]), Err(UsageError::BenchWithGuests));
+        assert_eq!(parse(&["--demo", "isolation", "--bench"]), Err(UsageError::BenchWithGuests));
+        assert_eq!(parse(&["--bench=yes"]), Err(UsageError::UnexpectedValue("--bench")));
+        assert!(UsageError::BenchWithGuests.to_string().contains("--bench"));
+        assert!(USAGE.contains("--bench"));
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod bochs;
 pub mod boot_blob;
 pub mod cli;
@@ -94,6 +95,9 @@ pub struct RunOutcome {
     pub emulator_panics: Vec<String>,
     /// From the emulator's start to its end.
     pub duration: Duration,
+    /// When the first guest line appeared on the console
+    /// ([`monitor::is_guest_line`]), if one did.
+    pub first_guest_line: Option<Instant>,
 }
 
 impl RunOutcome {
@@ -189,7 +193,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome, RunError> {
             run_dir.display()
         );
     }
-    let (ending, serial_bytes, duration) = run_emulator(command, &files, &run_dir, options)?;
+    let (ending, serial_bytes, duration, first_guest_line) = run_emulator(command, &files, &run_dir, options)?;
 
     let serial = terminal::printable_text(&serial_bytes);
     let verdict = verdict::find_verdict(&serial);
@@ -208,6 +212,7 @@ pub fn run(options: &RunOptions) -> Result<RunOutcome, RunError> {
         vmenter_failures: logs.vmenter_failures,
         emulator_panics: logs.panics,
         duration,
+        first_guest_line,
     })
 }
 
@@ -232,6 +237,7 @@ fn write_disk_image(
         trace: options.trace,
         step: options.step,
         break_entry: options.break_entry,
+        native_workload: options.native_workload,
     };
     let mut blob = boot_blob::build_boot_blob_with(guests, settings)?;
     if let Some(damage) = options.blob_damage {
@@ -292,13 +298,13 @@ fn emulator_command(
 
 /// Step 6, second half: starts the emulator with its console output going to
 /// a file and watches it to its end. Returns how it ended, the raw serial
-/// bytes and how long it ran.
+/// bytes, how long it ran and when the first guest line appeared.
 fn run_emulator(
     mut command: Command,
     files: &EmulatorFiles,
     run_dir: &Path,
     options: &RunOptions,
-) -> Result<(Ending, Vec<u8>, Duration), RunError> {
+) -> Result<(Ending, Vec<u8>, Duration, Option<Instant>), RunError> {
     let console_path = run_dir.join(files.console);
     let console = File::create(&console_path).map_err(|e| RunError::io("create", &console_path, e))?;
     let console_err = console.try_clone().map_err(|e| RunError::io("open", &console_path, e))?;
@@ -320,7 +326,7 @@ fn run_emulator(
     if options.stream && !bytes.is_empty() && !bytes.ends_with(b"\n") {
         println!();
     }
-    Ok((ending, bytes, duration))
+    Ok((ending, bytes, duration, serial.first_guest_line()))
 }
 
 /// What the emulator's own files say about the run.

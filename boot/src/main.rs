@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             println!("{}", boot::payloads::listing());
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Bench(options)) => return boot::bench::run_and_report(options),
         Ok(Command::ListEntryRules) => {
             print!("{}", cli::entry_rules_listing());
             return ExitCode::SUCCESS;

@@ -100,6 +100,10 @@ pub struct FileFollower {
     bytes: Vec<u8>,
     /// With echo on: removes terminal control sequences from what is echoed.
     echo: Option<ControlFilter>,
+    /// Where the first line not yet looked at starts (for [`Self::first_guest_line`]).
+    line_start: usize,
+    /// When the first guest line arrived.
+    first_guest_line: Option<Instant>,
 }
 
 impl FileFollower {
@@ -107,7 +111,14 @@ impl FileFollower {
     /// the first byte). With `echo`, new bytes are copied to stdout as they
     /// come, without terminal control sequences ([`crate::terminal`]).
     pub fn new(path: PathBuf, echo: bool) -> Self {
-        FileFollower { path, file: None, bytes: Vec::new(), echo: echo.then(ControlFilter::new) }
+        FileFollower {
+            path,
+            file: None,
+            bytes: Vec::new(),
+            echo: echo.then(ControlFilter::new),
+            line_start: 0,
+            first_guest_line: None,
+        }
     }
 
     /// Reads what was appended since the last call; returns how many bytes.
@@ -122,6 +133,7 @@ impl FileFollower {
         let Some(file) = self.file.as_mut() else { return Ok(0) };
         let start = self.bytes.len();
         file.read_to_end(&mut self.bytes)?;
+        self.note_first_guest_line();
         let new = &self.bytes[start..];
         if let Some(filter) = self.echo.as_mut().filter(|_| !new.is_empty()) {
             let mut printable = Vec::with_capacity(new.len());
@@ -131,6 +143,24 @@ impl FileFollower {
             stdout.flush()?;
         }
         Ok(new.len())
+    }
+
+    /// When the first complete guest line ([`is_guest_line`]) was read, if
+    /// one was: the benchmark's start-up time as a person sees it.
+    pub fn first_guest_line(&self) -> Option<Instant> {
+        self.first_guest_line
+    }
+
+    /// Looks at the complete lines read since the last call, until a guest line.
+    fn note_first_guest_line(&mut self) {
+        while self.first_guest_line.is_none() {
+            let Some(end) = self.bytes[self.line_start..].iter().position(|&byte| byte == b'\n') else { return };
+            let line = &self.bytes[self.line_start..self.line_start + end];
+            self.line_start += end + 1;
+            if is_guest_line(line) {
+                self.first_guest_line = Some(Instant::now());
+            }
+        }
     }
 
     /// Everything read so far.
@@ -143,6 +173,12 @@ impl FileFollower {
     pub fn text(&self) -> String {
         printable_text(&self.bytes)
     }
+}
+
+/// Whether a console line is a guest's: it starts with its `[name]` prefix,
+/// which the kernel's own `[hv LEVEL]` lines do not have.
+pub fn is_guest_line(line: &[u8]) -> bool {
+    line.starts_with(b"[") && !line.starts_with(b"[hv ")
 }
 
 /// Watches `emulator` until it exits, `grace` (normally [`VERDICT_GRACE`])
@@ -200,6 +236,29 @@ mod tests {
         let ending = watch(&mut emulator, &mut serial, timeout, grace).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         (ending, serial.text())
+    }
+
+    #[test]
+    fn the_first_complete_guest_line_is_noted() {
+        assert!(is_guest_line(b"[hello64] hi") && is_guest_line(b"[hv] a guest named hv"));
+        assert!(!is_guest_line(b"[hv INFO ] memory") && !is_guest_line(b"hypervisor: verdict PASS"));
+        assert!(!is_guest_line(b""));
+        let dir = std::env::temp_dir().join(crate::run_dir::unique_run_name("follower-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("serial.txt");
+        let mut follower = FileFollower::new(path.clone(), false);
+        std::fs::write(&path, "[hv INFO ] kernel\n[gue").unwrap();
+        follower.poll().unwrap();
+        assert_eq!(follower.first_guest_line(), None, "no complete guest line yet");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"st] first\n[guest] second\n").unwrap();
+        follower.poll().unwrap();
+        let first = follower.first_guest_line();
+        assert!(first.is_some());
+        file.write_all(b"[guest] third\n").unwrap();
+        follower.poll().unwrap();
+        assert_eq!(follower.first_guest_line(), first, "only the first counts");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

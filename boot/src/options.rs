@@ -213,6 +213,9 @@ pub struct RunOptions {
     /// The VM-entry rule the first guest's VMCS breaks on purpose
     /// (`--break-entry`; an id of `hypervisor_core::entry_check::EntryRule`, 0 = none).
     pub break_entry: u8,
+    /// The kernel runs the benchmark workload natively before the guests
+    /// (`--bench`, see [`crate::bench`]).
+    pub native_workload: bool,
 }
 
 impl RunOptions {
@@ -238,6 +241,7 @@ impl Default for RunOptions {
             trace: hypervisor_core::blob::TraceSelection::None,
             step: hypervisor_core::blob::StepSelection::None,
             break_entry: 0,
+            native_workload: false,
         }
     }
 }

@@ -39,6 +39,8 @@ pub enum PayloadSet {
     Default,
     /// `--demo isolation`: a hostile guest, or the well-behaved neighbour.
     Isolation,
+    /// `--bench`: the benchmark guests ([`crate::bench`]).
+    Bench,
 }
 
 /// One guest payload built with the runner.
@@ -310,6 +312,36 @@ pub const BUILT_IN: &[BuiltInPayload] = &[
         budget_ticks: 0,
         set: PayloadSet::Isolation,
     },
+    BuiltInPayload {
+        name: "bench",
+        description: "times VM exits, interrupt delivery, guest switches and a 32 MiB workload (needs 64 MiB of RAM)",
+        image: env!("CARGO_BIN_FILE_BENCH_bench"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Bench,
+    },
+    BuiltInPayload {
+        name: "bench_yield",
+        description: "bench's partner: yields to it as often as it yields back, then exits",
+        image: env!("CARGO_BIN_FILE_BENCH_bench_yield"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Bench,
+    },
+    BuiltInPayload {
+        name: "bench_idle",
+        description: "exits at once: counted for start-up time and per-guest memory",
+        image: env!("CARGO_BIN_FILE_BENCH_bench_idle"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Bench,
+    },
 ];
 
 /// `hostile_cpu`'s CPU-time budget: 20 time slices of the default length.
@@ -359,6 +391,7 @@ pub fn listing() -> String {
             "Isolation guests (--demo isolation: the hostile ones between two neighbours, neighbour-1 and \
              neighbour-2):",
         ),
+        (PayloadSet::Bench, "Benchmark guests (--bench):"),
     ];
     for (set, heading) in sets {
         let _ = writeln!(text, "{heading}\n  {NAME:<width$}  {MODE:<9}  {EXPECTED:<11}  WHAT IT DOES");
@@ -573,7 +606,7 @@ mod tests {
     #[test]
     fn the_listing_shows_every_payload_under_its_set() {
         let listing = listing();
-        assert_eq!(listing.lines().count(), BUILT_IN.len() + 4, "{listing}");
+        assert_eq!(listing.lines().count(), BUILT_IN.len() + 6, "{listing}");
         let isolation_heading = listing.lines().position(|line| line.starts_with("Isolation guests"));
         let isolation_heading = isolation_heading.unwrap_or_else(|| panic!("no isolation heading:\n{listing}"));
         for payload in BUILT_IN {
@@ -584,7 +617,7 @@ mod tests {
             assert_eq!(words.get(1).copied(), Some(payload.start_mode.name()), "{line}");
             assert_eq!(words.get(2).copied(), Some(payload.expected.to_string().as_str()), "{line}");
             assert!(line.ends_with(payload.description), "{line}");
-            assert_eq!(index > isolation_heading, payload.set == PayloadSet::Isolation, "{line}");
+            assert_eq!(index > isolation_heading, payload.set != PayloadSet::Default, "{line}");
         }
         assert!(names_for_message().starts_with("`hello64`, "));
     }

@@ -268,7 +268,7 @@ const HYPERCALL_LINES: &[&str] = &[
     "a print of exactly MAX_PRINT_LEN (4096) bytes: carriage returns, then this line",
     "ok: print(buffer, MAX_PRINT_LEN) -> 4096",
     "ok: print(buffer, MAX_PRINT_LEN + 1) -> TooLong",
-    "ok: info(6) -> BadArgument",
+    "ok: info(7) -> BadArgument",
     "ok: info(u64::MAX) -> BadArgument",
     "ok: call 5 -> UnknownCall",
     "ok: call 0x100 -> UnknownCall",

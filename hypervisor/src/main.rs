@@ -19,6 +19,7 @@
 
 extern crate alloc;
 
+pub mod bench;
 pub mod platform;
 pub mod vm;
 pub mod vmx;

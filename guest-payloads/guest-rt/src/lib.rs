@@ -38,6 +38,8 @@
 //! - **Privileged instructions.** [`privileged`]: RDMSR/WRMSR, MOV to
 //!   CR0/CR4, XSETBV/XGETBV and the VMX instructions, each run under
 //!   `idt::expect_fault` and returning a `checks::Attempt`.
+//! - **Timing.** [`timing`]: fenced RDTSC, exit round trips measured as a
+//!   loop minus its skeleton in batches, and their min/median/max.
 //! - **Panics.** This crate defines the `#[panic_handler]`: a panic prints
 //!   `panic: <message>` on COM1 and exits with status [`PANIC_STATUS`]
 //!   (255). A program has exactly one panic handler, so a payload must not
@@ -60,6 +62,7 @@ pub mod idt;
 pub mod irq;
 pub mod port;
 pub mod privileged;
+pub mod timing;
 pub mod uart;
 
 use core::arch::{asm, naked_asm};

@@ -73,7 +73,7 @@ fn run_checks(checks: &mut Checks) {
     let ram_size = info_checks(checks);
     print_checks(checks, ram_size);
 
-    for (key, what) in [(6, "info(6)"), (u64::MAX, "info(u64::MAX)")] {
+    for (key, what) in [(7, "info(7)"), (u64::MAX, "info(u64::MAX)")] {
         checks.expect(what, hypercall::info_raw(key), Expect::Error(HypercallError::BadArgument));
     }
     // u64::MAX is also the code of UnknownCall (-1): a hypervisor that left

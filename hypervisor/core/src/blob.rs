@@ -6,21 +6,23 @@
 //! [`BootBlob::parse`], which checks every length and offset before anything is
 //! used, so a damaged or hostile ramdisk yields a [`BlobError`], never a panic.
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //!
 //! All integers are little-endian. Offsets are from the start of the blob.
 //!
-//! **Header** ([`HEADER_LEN`] = 40 bytes):
+//! **Header** ([`HEADER_LEN`] = 48 bytes):
 //!
 //! | offset | size | field | meaning |
 //! |---|---|---|---|
 //! | 0 | 8 | `magic` | `b"HVBLOB01"` |
-//! | 8 | 4 | `version` | [`VERSION`] = 1 |
-//! | 12 | 4 | `header_len` | where the records start; ≥ 40 (40 when written) |
+//! | 8 | 4 | `version` | [`VERSION`] = 2 |
+//! | 12 | 4 | `header_len` | where the records start; ≥ 48 (48 when written) |
 //! | 16 | 8 | `total_len` | length of the blob; bytes after it (ramdisk padding) are ignored |
 //! | 24 | 8 | `checksum` | FNV-1a 64 of bytes `[0, total_len)` with this field read as zero |
 //! | 32 | 4 | `guest_count` | number of guest records, at most [`MAX_GUESTS`] |
 //! | 36 | 4 | `flags` | bits 7:0 kernel log level, bit 8 capability explorer, bits 15:9 entry rule to break, bits 23:16 trace selection, bits 31:24 single-step selection ([`BlobSettings`]); an unknown rule id is refused |
+//! | 40 | 4 | `features` | bit 0: run the benchmark workload natively before the guests (`--bench`); other bits refused |
+//! | 44 | 4 | reserved | written as 0, ignored |
 //!
 //! **Guest records**, `guest_count` of them from `header_len` on, each
 //! [`RECORD_LEN`] = 88 bytes:
@@ -58,10 +60,11 @@ use crate::config::{ConfigError, ExpectedOutcome, GuestConfig, GuestName, ImageK
 
 /// The first eight bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"HVBLOB01";
-/// The format version this code reads and writes.
-pub const VERSION: u32 = 1;
-/// Size of the version-1 header in bytes.
-pub const HEADER_LEN: usize = 40;
+/// The format version this code reads and writes. Version 2 added the
+/// `features` word (the `flags` word of version 1 was full).
+pub const VERSION: u32 = 2;
+/// Size of the version-2 header in bytes.
+pub const HEADER_LEN: usize = 48;
 /// Size of one guest record in bytes.
 pub const RECORD_LEN: usize = 88;
 /// The most guests one blob may describe.
@@ -86,8 +89,14 @@ const FLAGS_KNOWN: u32 = FLAGS_LOG_LEVEL_MASK
     | (0x7F << FLAGS_BREAK_ENTRY_SHIFT)
     | (0xFF << FLAGS_TRACE_SHIFT)
     | (0xFF << FLAGS_STEP_SHIFT);
-// The fields tile the whole word: a new setting needs a new header version.
+// The fields tile the whole word: a new setting goes into `features`.
 const _: () = assert!(FLAGS_KNOWN == u32::MAX);
+
+/// Bit 0 of the header's `features` word: the kernel runs the benchmark
+/// workload ([`crate::workload`]) natively before it starts the guests.
+const FEATURE_NATIVE_WORKLOAD: u32 = 1 << 0;
+/// Every bit of `features` version 2 defines.
+const FEATURES_KNOWN: u32 = FEATURE_NATIVE_WORKLOAD;
 
 /// Which guests print one line per VM exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -183,6 +192,9 @@ pub struct BlobSettings {
     /// The id of the VM-entry rule to break in the first guest's VMCS (bits
     /// 15:9; 0 = none): see [`crate::entry_check::EntryRule::from_id`].
     pub break_entry: u8,
+    /// Run the benchmark workload natively in VMX root operation before the
+    /// guests start (`features` bit 0; `--bench`).
+    pub native_workload: bool,
 }
 
 impl BlobSettings {
@@ -212,7 +224,29 @@ impl BlobSettings {
             trace: TraceSelection::from_byte((flags >> FLAGS_TRACE_SHIFT) as u8),
             step: StepSelection::from_byte((flags >> FLAGS_STEP_SHIFT) as u8),
             break_entry,
+            native_workload: false,
         })
+    }
+
+    /// The header's `features` word for these settings.
+    pub const fn to_features(self) -> u32 {
+        if self.native_workload {
+            FEATURE_NATIVE_WORKLOAD
+        } else {
+            0
+        }
+    }
+
+    /// Decodes the header's `flags` and `features` words; unknown bits give
+    /// [`BlobError::UnsupportedFlags`] or [`BlobError::UnsupportedFeatures`].
+    pub const fn from_words(flags: u32, features: u32) -> Result<Self, BlobError> {
+        if features & !FEATURES_KNOWN != 0 {
+            return Err(BlobError::UnsupportedFeatures { features });
+        }
+        match Self::from_flags(flags) {
+            Ok(settings) => Ok(Self { native_workload: features & FEATURE_NATIVE_WORKLOAD != 0, ..settings }),
+            Err(error) => Err(error),
+        }
     }
 }
 
@@ -241,7 +275,7 @@ pub enum BlobError {
         /// Version supported ([`VERSION`]).
         expected: u32,
     },
-    /// `header_len` is shorter than a version-1 header or beyond `total_len`.
+    /// `header_len` is shorter than a header ([`HEADER_LEN`]) or beyond `total_len`.
     BadHeaderLen {
         /// The value found.
         header_len: u32,
@@ -265,6 +299,11 @@ pub enum BlobError {
     UnsupportedFlags {
         /// The flags found.
         flags: u32,
+    },
+    /// `features` bits this version does not know.
+    UnsupportedFeatures {
+        /// The features word found.
+        features: u32,
     },
     /// More guests than [`MAX_GUESTS`].
     TooManyGuests {
@@ -359,6 +398,9 @@ impl fmt::Display for BlobError {
             }
             Self::UnsupportedFlags { flags } => {
                 write!(f, "boot blob has unknown flags {flags:#x}")
+            }
+            Self::UnsupportedFeatures { features } => {
+                write!(f, "boot blob has unknown feature bits {features:#x}")
             }
             Self::TooManyGuests { count, max } => {
                 write!(f, "boot blob has {count} guests, at most {max} are supported")
@@ -503,6 +545,8 @@ pub fn write_blob(settings: BlobSettings, guests: &[BlobGuest<'_>], out: &mut [u
     blob[16..24].copy_from_slice(&(total as u64).to_le_bytes());
     blob[32..36].copy_from_slice(&(guests.len() as u32).to_le_bytes());
     blob[36..40].copy_from_slice(&settings.to_flags().to_le_bytes());
+    blob[40..44].copy_from_slice(&settings.to_features().to_le_bytes());
+    // 44..48 reserved, already 0.
 
     let mut image_start = records_end(guests.len());
     for (index, guest) in guests.iter().enumerate() {
@@ -581,6 +625,7 @@ impl<'a> BootBlob<'a> {
         let stored = read_u64(header, 24).ok_or(too_short)?;
         let guest_count_raw = read_u32(header, 32).ok_or(too_short)?;
         let flags = read_u32(header, 36).ok_or(too_short)?;
+        let features = read_u32(header, 40).ok_or(too_short)?;
 
         let length_mismatch = BlobError::LengthMismatch { declared, available: bytes.len() };
         let total = usize::try_from(declared).map_err(|_| length_mismatch)?;
@@ -597,7 +642,7 @@ impl<'a> BootBlob<'a> {
         if computed != stored {
             return Err(BlobError::ChecksumMismatch { stored, computed });
         }
-        let settings = BlobSettings::from_flags(flags)?;
+        let settings = BlobSettings::from_words(flags, features)?;
         let guest_count = guest_count_raw as usize;
         if guest_count > MAX_GUESTS {
             return Err(BlobError::TooManyGuests { count: guest_count, max: MAX_GUESTS });
@@ -717,8 +762,37 @@ mod tests {
             trace: TraceSelection::All,
             step: StepSelection::Guest(3),
             break_entry: 42,
+            native_workload: false,
         };
         assert_eq!(BlobSettings::from_flags(all.to_flags()), Ok(all));
+    }
+
+    #[test]
+    fn the_native_workload_travels_in_features_bit_0() {
+        let bench = BlobSettings { native_workload: true, log_level: 3, ..BlobSettings::default() };
+        assert_eq!(bench.to_features(), 1);
+        assert_eq!(bench.to_flags(), 3, "the flags word does not carry it");
+        assert_eq!(BlobSettings::from_words(bench.to_flags(), bench.to_features()), Ok(bench));
+        assert_eq!(BlobSettings::default().to_features(), 0);
+        assert_eq!(BlobSettings::from_words(3, 0).map(|s| s.native_workload), Ok(false));
+        for unknown in [1 << 1, 1 << 31, u32::MAX] {
+            assert_eq!(BlobSettings::from_words(0, unknown), Err(BlobError::UnsupportedFeatures { features: unknown }));
+        }
+        // A bad flags word is still refused when the features are fine.
+        assert!(matches!(BlobSettings::from_words(127 << 9, 1), Err(BlobError::UnsupportedFlags { .. })));
+
+        // Through a whole blob: written at offset 40, read back, unknown bits refused.
+        let (a, _) = sample_guests();
+        let guests = [BlobGuest { config: a, image: IMAGE_A }];
+        let mut out = vec![0xAAu8; encoded_len(&guests).unwrap()];
+        write_blob(bench, &guests, &mut out).unwrap();
+        assert_eq!(read_u32(&out, 40), Some(1));
+        assert_eq!(read_u32(&out, 44), Some(0));
+        assert_eq!(BootBlob::parse(&out).map(|blob| blob.settings()), Ok(bench));
+        out[40] = 0x03;
+        reseal_for_test(&mut out);
+        assert_eq!(BootBlob::parse(&out).unwrap_err(), BlobError::UnsupportedFeatures { features: 3 });
+        assert!(BlobError::UnsupportedFeatures { features: 3 }.to_string().contains("0x3"));
     }
 
     #[test]
@@ -751,9 +825,9 @@ mod tests {
         let guests = [BlobGuest { config: GuestConfig::new(GuestName::new("g").unwrap()), image: &image }];
         let mut blob = std::vec![0u8; encoded_len(&guests).unwrap()];
         write_blob(BlobSettings::default(), &guests, &mut blob).unwrap();
-        blob[8] = 2; // version 2
-        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::UnsupportedVersion { found: 2, .. })));
-        blob[8] = 1;
+        blob[8] = 3; // version 3
+        assert!(matches!(BootBlob::parse(&blob), Err(BlobError::UnsupportedVersion { found: 3, .. })));
+        blob[8] = 2;
         let last = blob.len() - 1;
         blob[last] ^= 0xFF;
         assert!(matches!(BootBlob::parse(&blob), Err(BlobError::ChecksumMismatch { .. })));
@@ -790,6 +864,7 @@ mod tests {
         trace: TraceSelection::None,
         step: StepSelection::Guest(1),
         break_entry: 0,
+        native_workload: false,
     };
     const IMAGE_A: &[u8] = b"\x7fELF-pretend-image";
     const IMAGE_B: &[u8] = &[0xEB, 0xFE, 0x90];
@@ -838,8 +913,12 @@ mod tests {
     fn layout_matches_the_documented_table() {
         let blob = sample_blob();
         assert_eq!(&blob[0..8], b"HVBLOB01");
-        assert_eq!(read_u32(&blob, 8), Some(1));
+        assert_eq!(read_u32(&blob, 8), Some(2));
         assert_eq!(read_u32(&blob, 12), Some(HEADER_LEN as u32));
+        assert_eq!(HEADER_LEN, 48);
+        // Features: none; then 4 reserved bytes.
+        assert_eq!(read_u32(&blob, 40), Some(0));
+        assert_eq!(read_u32(&blob, 44), Some(0));
         assert_eq!(read_u64(&blob, 16), Some(blob.len() as u64));
         assert_eq!(read_u32(&blob, 32), Some(2));
         // Flags: log level 4 in bits 7:0, guest 1 single-stepped in bits 31:24.
@@ -930,9 +1009,9 @@ mod tests {
         assert!(matches!(BootBlob::parse(&blob), Err(BlobError::BadMagic { .. })));
 
         let mut blob = sample_blob();
-        blob[8..12].copy_from_slice(&2u32.to_le_bytes());
+        blob[8..12].copy_from_slice(&1u32.to_le_bytes());
         reseal_for_test(&mut blob);
-        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedVersion { found: 2, expected: 1 });
+        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::UnsupportedVersion { found: 1, expected: 2 });
 
         let mut blob = sample_blob();
         blob[37] = 0xFE; // bits 15:9 = 127: no such entry rule to break

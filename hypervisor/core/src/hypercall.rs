@@ -73,6 +73,9 @@ pub enum InfoKey {
     ReservedBase = 4,
     /// Size in bytes of that reserved region.
     ReservedSize = 5,
+    /// VM exits this guest has caused so far in its current run (this call's
+    /// own exit included): a benchmark reads it before and after a workload.
+    ExitCount = 6,
 }
 
 impl InfoKey {
@@ -85,6 +88,7 @@ impl InfoKey {
             3 => Some(Self::RestartCount),
             4 => Some(Self::ReservedBase),
             5 => Some(Self::ReservedSize),
+            6 => Some(Self::ExitCount),
             _ => None,
         }
     }
@@ -162,6 +166,24 @@ mod tests {
         }
         assert_eq!(Hypercall::from_number(5), None);
         assert_eq!(Hypercall::from_number(u64::MAX), None);
+    }
+
+    #[test]
+    fn info_keys_round_trip() {
+        for key in [
+            InfoKey::GuestId,
+            InfoKey::RamSize,
+            InfoKey::TscHz,
+            InfoKey::RestartCount,
+            InfoKey::ReservedBase,
+            InfoKey::ReservedSize,
+            InfoKey::ExitCount,
+        ] {
+            assert_eq!(InfoKey::from_number(key as u64), Some(key));
+        }
+        assert_eq!(InfoKey::ExitCount as u64, 6);
+        assert_eq!(InfoKey::from_number(7), None);
+        assert_eq!(InfoKey::from_number(u64::MAX), None);
     }
 
     #[test]

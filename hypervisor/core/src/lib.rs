@@ -38,5 +38,6 @@ pub mod msr;
 pub mod speculation;
 pub mod start_state;
 pub mod vmcs_field;
+pub mod workload;
 pub mod wx;
 pub mod xcr;

@@ -108,5 +108,6 @@ fn info(guest: &Guest, host: &Host, key: u64) -> Result<u64, HypercallError> {
         InfoKey::RestartCount => u64::from(guest.restart_count),
         InfoKey::ReservedBase => guest.entry.reserved.map_or(0, |region| region.base),
         InfoKey::ReservedSize => guest.entry.reserved.map_or(0, |region| region.size),
+        InfoKey::ExitCount => guest.stats.total_exits,
     })
 }
