@@ -15,9 +15,24 @@ pub enum XcrError {
     Unsupported(u64),
     /// The AVX-512 components (bits 5–7) must be all on or all off, and need AVX.
     Avx512Partial,
+    /// The MPX components BNDREGS (bit 3) and BNDCSR (bit 4) must be both on
+    /// or both off (SDM Vol. 3A, 2.6 "Extended Control Registers").
+    MpxPartial,
+    /// The AMX components XTILECFG (bit 17) and XTILEDATA (bit 18) must be
+    /// both on or both off (SDM Vol. 1, 13.3).
+    AmxPartial,
 }
 
+/// XCR0 bits 4:3, BNDREGS and BNDCSR (MPX).
+const XCR0_MPX: u64 = 0b11 << 3;
+/// XCR0 bits 18:17, XTILECFG and XTILEDATA (AMX).
+const XCR0_AMX: u64 = 0b11 << 17;
+
 /// Checks a value for XCR `index` against the supported mask (SDM Vol. 1, 13.3).
+///
+/// The kernel loads an accepted value with XSETBV in VMX root operation, so
+/// this must refuse everything the CPU refuses: a value that slipped through
+/// would be a #GP in the hypervisor, not in the guest.
 pub fn check_xcr0(index: u32, value: u64, supported: u64) -> Result<u64, XcrError> {
     if index != 0 {
         return Err(XcrError::NoSuchRegister(index));
@@ -34,6 +49,14 @@ pub fn check_xcr0(index: u32, value: u64, supported: u64) -> Result<u64, XcrErro
     let avx512 = value & 0b1110_0000;
     if avx512 != 0 && (avx512 != 0b1110_0000 || value & 0b100 == 0) {
         return Err(XcrError::Avx512Partial);
+    }
+    let mpx = value & XCR0_MPX;
+    if mpx != 0 && mpx != XCR0_MPX {
+        return Err(XcrError::MpxPartial);
+    }
+    let amx = value & XCR0_AMX;
+    if amx != 0 && amx != XCR0_AMX {
+        return Err(XcrError::AmxPartial);
     }
     Ok(value)
 }
@@ -60,5 +83,20 @@ mod tests {
         assert_eq!(check_xcr0(0, 0b1_0000_0011, SUPPORTED), Err(XcrError::Unsupported(1 << 8)));
         assert_eq!(check_xcr0(0, 0b0010_0111, SUPPORTED), Err(XcrError::Avx512Partial));
         assert_eq!(check_xcr0(0, 0b1110_0011, SUPPORTED), Err(XcrError::Avx512Partial));
+    }
+
+    /// Found by the property tests (tests/prop_policies.rs): the MPX pair
+    /// (bits 3, 4) and the AMX pair (bits 17, 18) were accepted half set,
+    /// which XSETBV refuses with #GP — raised in VMX root, where the kernel
+    /// loads the accepted value.
+    #[test]
+    fn mpx_and_amx_components_come_in_pairs() {
+        const ALL: u64 = 0b111 | (0b11 << 3) | (0b11 << 17);
+        assert_eq!(check_xcr0(0, 0b1011, ALL), Err(XcrError::MpxPartial));
+        assert_eq!(check_xcr0(0, 0b10011, ALL), Err(XcrError::MpxPartial));
+        assert_eq!(check_xcr0(0, 0b11011, ALL), Ok(0b11011));
+        assert_eq!(check_xcr0(0, 0b11 | (1 << 17), ALL), Err(XcrError::AmxPartial));
+        assert_eq!(check_xcr0(0, 0b11 | (1 << 18), ALL), Err(XcrError::AmxPartial));
+        assert_eq!(check_xcr0(0, 0b11 | (0b11 << 17), ALL), Ok(0b11 | (0b11 << 17)));
     }
 }

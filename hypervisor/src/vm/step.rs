@@ -84,6 +84,10 @@ use core::fmt;
 use hypervisor_core::controls::PrimaryControls;
 use hypervisor_core::exit::{ExitReason, InterruptionInfo, InterruptionType};
 use hypervisor_core::guest_walk::{translate, AccessKind};
+use hypervisor_core::single_step::{
+    decide_debug_exit, guest_view_of_rflags, is_repeat, pending_debug_for_entry, FlagsInstruction, StepExit,
+    StepMethod as Method, DR6_BD, DR6_BREAKPOINTS, DR6_BS, RFLAGS_TF,
+};
 use hypervisor_core::start_state::CR0_PE;
 use hypervisor_core::vmcs_field::VmcsField;
 
@@ -95,76 +99,13 @@ use crate::vmx::run::GuestRegisters;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::{self, VmxError};
 
-/// RFLAGS bit 8: the trap flag (SDM Vol. 1, 3.4.3.3 "System Flags and IOPL Field").
-const RFLAGS_TF: u64 = 1 << 8;
 /// Exception-bitmap bit for vector 1, #DB (SDM Vol. 3C, 25.6.3).
 const DEBUG_EXCEPTION_BIT: u64 = 1 << 1;
-/// DR6 / #DB exit-qualification bits 3:0: breakpoint conditions B0–B3 met.
-const DR6_BREAKPOINTS: u64 = 0xF;
-/// DR6 bit 13 (BD): a debug-register access was detected.
-const DR6_BD: u64 = 1 << 13;
-/// DR6 bit 14 (BS): single step. Also bit 14 of the #DB exit qualification
-/// and of the "pending debug exceptions" field (SDM Vol. 3C, 25.4.2).
-const DR6_BS: u64 = 1 << 14;
-/// Interruptibility state bits 0 and 1: blocking by STI, by MOV SS (SDM Vol.
-/// 3C, 25.4.2 "Guest Non-Register State", Table 25-3).
-const BLOCKING_BY_STI_OR_MOV_SS: u64 = 0b11;
-/// Activity state 1: HLT.
-const ACTIVITY_HLT: u64 = 1;
 /// The vector of #DB.
 const DEBUG_VECTOR: u8 = 1;
 /// How many instruction bytes a step line shows: enough for the
 /// instructions of the demo payloads, short enough to keep Bochs quick.
 pub const SHOWN_BYTES: usize = 8;
-
-/// How the guest is being stepped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// MTF and TF both armed until the first step shows which works.
-    Probing,
-    /// Monitor-trap-flag VM exits.
-    MonitorTrapFlag,
-    /// RFLAGS.TF with #DB intercepted through the exception bitmap.
-    TrapFlag,
-}
-
-impl Method {
-    fn describe(self) -> &'static str {
-        match self {
-            Method::Probing => "nothing (no step happened)",
-            Method::MonitorTrapFlag => "the monitor trap flag",
-            Method::TrapFlag => "RFLAGS.TF and #DB exits",
-        }
-    }
-}
-
-/// The instructions that read or load RFLAGS.TF, which TF mode watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FlagsInstruction {
-    /// PUSHF/PUSHFD/PUSHFQ (opcode 9C): pushes TF.
-    Pushf,
-    /// POPF/POPFD/POPFQ (9D) or IRET/IRETD/IRETQ (CF): load TF.
-    LoadsFlags,
-    /// Anything else.
-    Other,
-}
-
-impl FlagsInstruction {
-    /// Classifies the instruction starting with `bytes`, skipping legacy
-    /// prefixes (and REX in 64-bit mode; SDM Vol. 2A, 2.1.1 and 2.2.1).
-    fn classify(bytes: &[u8], long_mode: bool) -> FlagsInstruction {
-        let opcode = bytes.iter().copied().find(|&byte| {
-            let legacy = matches!(byte, 0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3);
-            let rex = long_mode && (0x40..=0x4F).contains(&byte);
-            !(legacy || rex)
-        });
-        match opcode {
-            Some(0x9C) => FlagsInstruction::Pushf,
-            Some(0x9D | 0xCF) => FlagsInstruction::LoadsFlags,
-            _ => FlagsInstruction::Other,
-        }
-    }
-}
 
 /// The single-step state of a stepped guest.
 pub struct Stepper {
@@ -272,8 +213,9 @@ pub fn handle(guest: &mut Guest, exit: &Exit) -> Result<Flow, VmxError> {
         // The control is only set with a stepper: cannot happen, but harmless.
         return Ok(Flow::Continue(Action::Resumed));
     };
-    if stepper.method == Method::Probing {
-        stepper.method = Method::MonitorTrapFlag;
+    let before = stepper.method;
+    stepper.method = before.after_step(StepExit::MonitorTrap);
+    if before == Method::Probing {
         disarm_trap_flag(stepper.guest_tf)?;
     }
     record_step(guest, exit, None)?;
@@ -297,10 +239,13 @@ pub fn handle_debug(
     let Some(stepper) = guest.step.as_mut() else {
         return reflect(guest, info, qualification);
     };
-    let mut reflected = qualification & (DR6_BREAKPOINTS | DR6_BD);
-    if qualification & DR6_BS != 0 && !icebp {
-        if stepper.method == Method::Probing {
-            stepper.method = Method::TrapFlag;
+    let tf_now = vmcs::read(VmcsField::GuestRflags)? & RFLAGS_TF != 0;
+    let decision = decide_debug_exit(qualification, icebp, stepper.guest_tf, stepper.next_instruction, tf_now);
+    stepper.guest_tf = decision.guest_tf;
+    if decision.step {
+        let before = stepper.method;
+        stepper.method = before.after_step(StepExit::SingleStepDebug);
+        if before == Method::Probing {
             set_mtf(false)?;
             crate::info!(
                 "{}: --step: the first instruction ended with a #DB exit, not an MTF exit: this CPU (e.g. Bochs \
@@ -308,29 +253,15 @@ pub fn handle_debug(
                 guest.config.name.as_str()
             );
         }
-        // The step belongs to the guest too when TF was its own at the start
-        // of the instruction (18.3.1.4: the trap follows the instruction).
-        if stepper.guest_tf {
-            reflected |= DR6_BS;
-        }
-        let guest_tf_now = vmcs::read(VmcsField::GuestRflags)? & RFLAGS_TF != 0;
-        let pushed_our_tf = match stepper.next_instruction {
-            FlagsInstruction::LoadsFlags => {
-                stepper.guest_tf = guest_tf_now;
-                false
-            }
-            FlagsInstruction::Pushf => !stepper.guest_tf,
-            FlagsInstruction::Other => false,
-        };
-        if pushed_our_tf {
+        if decision.hide_pushed_tf {
             hide_pushed_trap_flag(guest)?;
         }
         record_step(guest, exit, None)?;
     }
-    if icebp || reflected != 0 {
-        return reflect(guest, info, reflected);
+    match decision.reflect {
+        Some(dr6_bits) => reflect(guest, info, dr6_bits),
+        None => Ok(Flow::Continue(Action::Resumed)),
     }
-    Ok(Flow::Continue(Action::Resumed))
 }
 
 /// After a stepped guest's run: how many instructions it stepped, and how.
@@ -377,12 +308,12 @@ fn record_step(guest: &mut Guest, exit: &Exit, emulated: Option<&str>) -> Result
     stepper.steps = stepper.steps.wrapping_add(1);
     stepper.next_instruction =
         bytes.as_ref().map_or(FlagsInstruction::Other, |bytes| FlagsInstruction::classify(bytes.as_slice(), long_mode));
-    if rip == stepper.last_rip && emulated.is_none() && stepper.lines > 0 {
+    if is_repeat(rip, stepper.last_rip, emulated.is_some(), stepper.lines) {
         stepper.repeats = stepper.repeats.wrapping_add(1);
         return Ok(());
     }
     stepper.last_rip = rip;
-    let guest_tf = (stepper.method != Method::MonitorTrapFlag).then_some(stepper.guest_tf);
+    let guest_tf = stepper.method.uses_trap_flag().then_some(stepper.guest_tf);
     let now = Snapshot::take(&registers, guest_tf)?;
     stepper.lines = stepper.lines.wrapping_add(1);
     let previous = core::mem::replace(&mut stepper.previous, now);
@@ -411,20 +342,23 @@ fn rearm(guest: &mut Guest) -> Result<(), VmxError> {
     let Some(stepper) = guest.step.as_mut() else {
         return Ok(());
     };
-    if stepper.method != Method::TrapFlag {
+    if stepper.method.uses_monitor_trap_flag() {
         set_mtf(true)?;
     }
-    if stepper.method == Method::MonitorTrapFlag {
+    if !stepper.method.uses_trap_flag() {
         return Ok(());
     }
-    let rflags = vmcs::read(VmcsField::GuestRflags)?;
-    if rflags & RFLAGS_TF == 0 {
-        vmcs::write(VmcsField::GuestRflags, rflags | RFLAGS_TF)?;
-    }
-    let blocking = vmcs::read(VmcsField::GuestInterruptibilityState)? & BLOCKING_BY_STI_OR_MOV_SS != 0;
-    if blocking || vmcs::read(VmcsField::GuestActivityState)? == ACTIVITY_HLT {
-        let pending = vmcs::read(VmcsField::GuestPendingDebugExceptions)?;
-        vmcs::write(VmcsField::GuestPendingDebugExceptions, pending | DR6_BS)?;
+    let rflags = vmcs::read(VmcsField::GuestRflags)? | RFLAGS_TF;
+    vmcs::write(VmcsField::GuestRflags, rflags)?;
+    let pending = vmcs::read(VmcsField::GuestPendingDebugExceptions)?;
+    let required = pending_debug_for_entry(
+        pending,
+        rflags,
+        vmcs::read(VmcsField::GuestInterruptibilityState)?,
+        vmcs::read(VmcsField::GuestActivityState)?,
+    );
+    if required != pending {
+        vmcs::write(VmcsField::GuestPendingDebugExceptions, required)?;
     }
     Ok(())
 }
@@ -440,7 +374,7 @@ fn forget_pending_single_step(guest: &mut Guest) -> Result<(), VmxError> {
     let Some(stepper) = guest.step.as_ref() else {
         return Ok(());
     };
-    if stepper.method == Method::MonitorTrapFlag {
+    if !stepper.method.uses_trap_flag() {
         return Ok(());
     }
     let guest_tf = stepper.guest_tf;
@@ -571,8 +505,7 @@ impl Snapshot {
             *value = vmcs::read(field)?;
         }
         if let Some(tf) = guest_tf {
-            let rflags = &mut vmcs[RFLAGS_INDEX];
-            *rflags = (*rflags & !RFLAGS_TF) | if tf { RFLAGS_TF } else { 0 };
+            vmcs[RFLAGS_INDEX] = guest_view_of_rflags(vmcs[RFLAGS_INDEX], tf);
         }
         Ok(Snapshot { gprs: *gprs, vmcs })
     }
