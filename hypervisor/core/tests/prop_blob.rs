@@ -83,6 +83,7 @@ fn settings_strategy() -> impl Strategy<Value = BlobSettings> {
             trace,
             step,
             break_entry,
+            native_workload: false,
         })
 }
 
@@ -333,7 +334,8 @@ proptest! {
         break_entry in any::<u8>(),
         valid in settings_strategy(),
     ) {
-        let settings = BlobSettings { log_level, caps_report, trace, step, break_entry };
+        // `native_workload` lives in the header's `features` word, not in `flags`.
+        let settings = BlobSettings { log_level, caps_report, trace, step, break_entry, native_workload: false };
         let rule = break_entry & 0x7F;
         match BlobSettings::from_flags(settings.to_flags()) {
             Err(error) => {
@@ -351,7 +353,10 @@ proptest! {
                     StepSelection::Guest(index) => StepSelection::Guest(index.min(254)),
                     other => other,
                 };
-                prop_assert_eq!(decoded, BlobSettings { log_level, caps_report, trace, step, break_entry: rule });
+                prop_assert_eq!(
+                    decoded,
+                    BlobSettings { log_level, caps_report, trace, step, break_entry: rule, native_workload: false }
+                );
             }
         }
         prop_assert_eq!(BlobSettings::from_flags(valid.to_flags()), Ok(valid));

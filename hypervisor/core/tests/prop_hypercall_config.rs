@@ -40,7 +40,11 @@ fn start_mode_strategy() -> impl Strategy<Value = StartMode> {
 }
 
 fn outcome_strategy() -> impl Strategy<Value = ExpectedOutcome> {
-    prop_oneof![any::<u32>().prop_map(ExpectedOutcome::Exit), Just(ExpectedOutcome::Crash)]
+    prop_oneof![
+        any::<u32>().prop_map(ExpectedOutcome::Exit),
+        Just(ExpectedOutcome::Crash),
+        Just(ExpectedOutcome::OverBudget)
+    ]
 }
 
 proptest! {
@@ -195,12 +199,13 @@ proptest! {
     /// word that parses back to itself, and `exit:` accepts hex as well.
     #[test]
     fn outcomes_and_modes_parse_back(
-        text in prop_oneof![any::<String>(), "exit:[0-9a-fA-FxX+-]{0,12}", "(crash|real|protected|long|exit:)[a-z0-9]{0,3}"],
+        text in prop_oneof![any::<String>(), "exit:[0-9a-fA-FxX+-]{0,12}", "(crash|over-budget|real|protected|long|exit:)[a-z0-9]{0,3}"],
         outcome in outcome_strategy(),
         mode in start_mode_strategy(),
     ) {
         match text.parse::<ExpectedOutcome>() {
             Ok(ExpectedOutcome::Crash) => prop_assert_eq!(text.as_str(), "crash"),
+            Ok(ExpectedOutcome::OverBudget) => prop_assert_eq!(text.as_str(), "over-budget"),
             Ok(ExpectedOutcome::Exit(_)) => prop_assert!(text.starts_with("exit:")),
             Err(error) => {
                 prop_assert!(matches!(error, ParseError::UnknownOutcome | ParseError::BadExitStatus));
@@ -266,6 +271,7 @@ proptest! {
         let matches = match (outcome, end) {
             (ExpectedOutcome::Exit(expected), GuestEnd::Exited(got)) => expected == got,
             (ExpectedOutcome::Crash, GuestEnd::Crashed) => true,
+            (ExpectedOutcome::OverBudget, GuestEnd::OverBudget) => true,
             _ => false,
         };
         prop_assert_eq!(verdict.passed(), matches);

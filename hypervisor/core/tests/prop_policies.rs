@@ -183,7 +183,8 @@ proptest! {
                     }
                     prop_assert_eq!(&signature[..], &HYPERVISOR_SIGNATURE[..]);
                 } else if leaf == HYPERVISOR_LEAF_TSC {
-                    prop_assert_eq!(r, CpuidResult { eax: policy.tsc_khz, ..CpuidResult::ZERO });
+                    // EAX: TSC kHz; EBX: the local APIC timer's clock, the same.
+                    prop_assert_eq!(r, CpuidResult { eax: policy.tsc_khz, ebx: policy.tsc_khz, ..CpuidResult::ZERO });
                 } else {
                     prop_assert_eq!(r, CpuidResult::ZERO);
                 }
