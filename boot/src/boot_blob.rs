@@ -177,7 +177,7 @@ mod tests {
 pub enum BlobDamage {
     /// One image byte flipped: the checksum no longer matches.
     Checksum,
-    /// Version 2 in the header, checksum recomputed.
+    /// The version after the current one in the header, checksum recomputed.
     Version,
     /// The first guest's image length pointing past the blob, checksum recomputed.
     ImageBounds,
@@ -193,7 +193,8 @@ impl BlobDamage {
                 }
             }
             BlobDamage::Version => {
-                blob[8..12].copy_from_slice(&2u32.to_le_bytes());
+                let next = hypervisor_core::blob::VERSION + 1;
+                blob[8..12].copy_from_slice(&next.to_le_bytes());
                 let _ = hypervisor_core::blob::reseal(blob);
             }
             BlobDamage::ImageBounds => {

@@ -416,7 +416,7 @@ fn a_blob_with_a_bad_checksum_is_refused() {
 fn a_blob_of_another_version_is_refused() {
     assert_damaged_blob_refused(
         boot::boot_blob::BlobDamage::Version,
-        "[hv ERROR] boot blob refused: boot blob version 2 is not supported (expected 1)",
+        "[hv ERROR] boot blob refused: boot blob version 3 is not supported (expected 2)",
     );
 }
 
