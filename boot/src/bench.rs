@@ -546,6 +546,16 @@ mod tests {
     }
 
     #[test]
+    fn the_guests_lines_parse_back() {
+        use hypervisor_core::samples::{Summary, Tenths};
+        let summary = Summary { samples: 20, min: Tenths(-15), median: Tenths(510), max: Tenths(19756) };
+        let line = format!("[bench] {}", summary.line("apic_mmio_read", "ticks"));
+        let metric = parse_metric_line(&line).expect("the guest's own format");
+        assert_eq!((metric.name.as_str(), metric.unit.as_str(), metric.samples), ("apic_mmio_read", "ticks", 20));
+        assert_eq!((metric.min, metric.median, metric.max), (-1.5, 51.0, 1975.6));
+    }
+
+    #[test]
     fn other_and_broken_lines_are_not_metrics() {
         for line in [
             "",

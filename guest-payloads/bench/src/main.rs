@@ -37,7 +37,7 @@ mod switch;
 
 use guest_rt::hypercall::{self, InfoKey};
 use guest_rt::irq::{self, Eoi};
-use guest_rt::timing::{self, read_tsc, Summary, Tenths};
+use guest_rt::timing::{self, read_tsc, report, Summary, Tenths};
 use guest_rt::{exit, println};
 use hypervisor_core::workload::{self, WORKLOAD_BYTES, WORKLOAD_SEED};
 
@@ -69,30 +69,30 @@ fn main() -> ! {
 
     let yields = switch::yield_round_trips();
     let yield_summary = Summary::of_ticks(&yields[switch::WARMUP_YIELDS..]);
-    yield_summary.report("yield_round_trip", "ticks");
+    report(&yield_summary, "yield_round_trip", "ticks");
 
     let null = timing::round_trip(exits::null_vmcall, exits::null_vmcall_skeleton);
     // One round trip holds two yield exits and two switches; a yield exit
     // costs what a null one does, plus the switch.
     let switch_share = |sample: Tenths| sample.minus(null.min).minus(null.min).half();
-    Summary {
-        samples: yield_summary.samples,
-        min: switch_share(yield_summary.min),
-        median: switch_share(yield_summary.median),
-        max: switch_share(yield_summary.max),
-    }
-    .report("guest_switch", "ticks");
+    report(&yield_summary.map(switch_share), "guest_switch", "ticks");
 
-    timing::round_trip(|| exits::cpuid(0), || exits::cpuid_skeleton(0)).report("cpuid_leaf0", "ticks");
-    timing::round_trip(|| exits::cpuid(0x4000_0000), || exits::cpuid_skeleton(0x4000_0000))
-        .report("cpuid_hypervisor_leaf", "ticks");
-    null.report("vmcall_null", "ticks");
-    timing::round_trip(exits::out_scratch, exits::out_scratch_skeleton).report("out_uart_scratch", "ticks");
-    timing::round_trip(exits::in_scratch, exits::in_scratch_skeleton).report("in_uart_scratch", "ticks");
-    timing::round_trip(exits::rdmsr_sysenter_cs, exits::rdmsr_skeleton).report("rdmsr_sysenter_cs", "ticks");
-    timing::round_trip(|| exits::wrmsr_sysenter_cs(0x10), || exits::wrmsr_skeleton(0x10))
-        .report("wrmsr_sysenter_cs", "ticks");
-    timing::round_trip(exits::apic_read_version, exits::apic_read_skeleton).report("apic_mmio_read", "ticks");
+    report(&timing::round_trip(|| exits::cpuid(0), || exits::cpuid_skeleton(0)), "cpuid_leaf0", "ticks");
+    report(
+        &timing::round_trip(|| exits::cpuid(0x4000_0000), || exits::cpuid_skeleton(0x4000_0000)),
+        "cpuid_hypervisor_leaf",
+        "ticks",
+    );
+    report(&null, "vmcall_null", "ticks");
+    report(&timing::round_trip(exits::out_scratch, exits::out_scratch_skeleton), "out_uart_scratch", "ticks");
+    report(&timing::round_trip(exits::in_scratch, exits::in_scratch_skeleton), "in_uart_scratch", "ticks");
+    report(&timing::round_trip(exits::rdmsr_sysenter_cs, exits::rdmsr_skeleton), "rdmsr_sysenter_cs", "ticks");
+    report(
+        &timing::round_trip(|| exits::wrmsr_sysenter_cs(0x10), || exits::wrmsr_skeleton(0x10)),
+        "wrmsr_sysenter_cs",
+        "ticks",
+    );
+    report(&timing::round_trip(exits::apic_read_version, exits::apic_read_skeleton), "apic_mmio_read", "ticks");
 
     irq::install();
     irq::register(0, TIMER_VECTOR, Eoi::Apic);
@@ -112,14 +112,14 @@ fn main() -> ! {
         },
     );
     let woken = irq::count(0).wrapping_sub(before);
-    hlt.report("hlt_wakeup", "ticks");
+    report(&hlt, "hlt_wakeup", "ticks");
     if woken < timing::ROUNDS {
         println!("bench-error: hlt_wakeup: {woken} interrupts for {} HLTs", timing::ROUNDS);
         failures += 1;
     }
 
     match irq_latency() {
-        Some(latency) => latency.report("irq_latency", "ticks"),
+        Some(latency) => report(&latency, "irq_latency", "ticks"),
         None => {
             println!("bench-error: irq_latency: the timer did not fire");
             failures += 1;
@@ -183,8 +183,8 @@ fn run_workload() -> bool {
     let exits_after = hypercall::info(InfoKey::ExitCount).unwrap_or(0);
     // The second `info` call's own exit is not the workload's.
     let exits = exits_after.saturating_sub(exits_before).saturating_sub(1);
-    Summary::of_ticks(&[ticks]).report("workload_guest", "ticks");
-    Summary::of_ticks(&[exits]).report("workload_guest_exits", "exits");
+    report(&Summary::of_ticks(&[ticks]), "workload_guest", "ticks");
+    report(&Summary::of_ticks(&[exits]), "workload_guest_exits", "exits");
     println!("bench-info: workload digest {digest:#018x} over {} MiB", WORKLOAD_BYTES >> 20);
     true
 }

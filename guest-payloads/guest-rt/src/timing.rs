@@ -13,7 +13,8 @@
 //! as [`BATCHES`] batches of `ROUNDS / BATCHES` runs: with several guests
 //! sharing the CPU, at least one batch runs undisturbed. Each batch gives one
 //! sample (its time less the fastest skeleton batch, per run); the
-//! [`Summary`] keeps the fastest, the median and the slowest of them. The
+//! [`Summary`] (`hypervisor_core::samples`, tested on the host) keeps the
+//! fastest, the median and the slowest of them. The
 //! fastest is the figure to quote; a median far above it says other guests
 //! (or the hypervisor's own work) got in the way.
 //!
@@ -21,8 +22,9 @@
 //! instructions and repeat exactly from run to run; on KVM they are cycles.
 
 use core::arch::asm;
-use core::fmt;
 use core::hint::black_box;
+
+pub use hypervisor_core::samples::{Summary, Tenths};
 
 /// Runs of the body per measurement.
 pub const ROUNDS: u64 = 10_000;
@@ -96,94 +98,8 @@ pub fn round_trip(with: impl FnMut(), without: impl FnMut()) -> Summary {
     Summary::of(&mut samples)
 }
 
-/// A number with one decimal, kept as an integer count of tenths (no floating
-/// point: the target is soft-float).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Tenths(pub i64);
-
-impl Tenths {
-    /// `(with - without) / rounds`, rounded half away from zero. May be
-    /// negative when the difference drowns in noise.
-    pub fn per_round(with: u64, without: u64, rounds: u64) -> Self {
-        let diff = i128::from(with) - i128::from(without);
-        let rounds = i128::from(rounds.max(1));
-        let half = if diff < 0 { -(rounds / 2) } else { rounds / 2 };
-        let tenths = (diff * 10 + half) / rounds;
-        Self(i64::try_from(tenths).unwrap_or(if tenths < 0 { i64::MIN } else { i64::MAX }))
-    }
-
-    /// A whole number of ticks.
-    pub fn whole(ticks: u64) -> Self {
-        Self(i64::try_from(ticks).unwrap_or(i64::MAX / 10).saturating_mul(10))
-    }
-
-    /// `self - other`, saturating.
-    pub fn minus(self, other: Self) -> Self {
-        Self(self.0.saturating_sub(other.0))
-    }
-
-    /// Half of it, rounded toward zero to a tenth.
-    pub fn half(self) -> Self {
-        Self(self.0 / 2)
-    }
-}
-
-impl fmt::Display for Tenths {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let magnitude = self.0.unsigned_abs();
-        write!(f, "{sign}{}.{}", magnitude / 10, magnitude % 10)
-    }
-}
-
-/// What a set of samples says: how many, the fastest, the median (of an even
-/// count, the mean of the middle two), the slowest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Summary {
-    /// Number of samples.
-    pub samples: usize,
-    /// The smallest sample.
-    pub min: Tenths,
-    /// The median sample.
-    pub median: Tenths,
-    /// The largest sample.
-    pub max: Tenths,
-}
-
-impl Summary {
-    /// Summarizes `samples` (sorting them in place). All zero when empty.
-    pub fn of(samples: &mut [Tenths]) -> Self {
-        samples.sort_unstable();
-        let count = samples.len();
-        let (Some(&min), Some(&max)) = (samples.first(), samples.last()) else { return Self::default() };
-        let median = if count % 2 == 1 {
-            samples[count / 2]
-        } else {
-            let sum = i128::from(samples[count / 2 - 1].0) + i128::from(samples[count / 2].0);
-            Tenths((sum / 2) as i64)
-        };
-        Self { samples: count, min, median, max }
-    }
-
-    /// Summarizes whole-tick samples.
-    pub fn of_ticks(samples: &[u64]) -> Self {
-        let mut tenths = [Tenths(0); 256];
-        let count = samples.len().min(tenths.len());
-        for (slot, &ticks) in tenths.iter_mut().zip(samples) {
-            *slot = Tenths::whole(ticks);
-        }
-        Self::of(&mut tenths[..count])
-    }
-
-    /// Prints the benchmark's machine-readable line for it:
-    /// `bench: <metric> <unit> samples=<n> min=<x> median=<y> max=<z>`.
-    pub fn report(&self, metric: &str, unit: &str) {
-        crate::println!(
-            "bench: {metric} {unit} samples={} min={} median={} max={}",
-            self.samples,
-            self.min,
-            self.median,
-            self.max
-        );
-    }
+/// Prints the benchmark's machine-readable line for `summary`:
+/// `bench: <metric> <unit> samples=<n> min=<x> median=<y> max=<z>`.
+pub fn report(summary: &Summary, metric: &str, unit: &str) {
+    crate::println!("{}", summary.line(metric, unit));
 }

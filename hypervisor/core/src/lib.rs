@@ -35,6 +35,7 @@ pub mod injection;
 pub mod instruction_error;
 pub mod mmio_decode;
 pub mod msr;
+pub mod samples;
 pub mod single_step;
 pub mod speculation;
 pub mod start_state;
