@@ -379,6 +379,11 @@ impl Guest {
         // loop is the loop without tracing, so tracing off costs nothing.
         // A stepped guest's exits go through `vm::step` (and its trace, if any).
         let end = if self.traced || self.step.is_some() { self.run_traced(host) } else { self.run_loop::<false>(host) };
+        // The exits the landing answered (`vmx::run`) count like the others.
+        let vmcall = core::mem::take(&mut self.vcpu.fast.vmcall);
+        let cpuid = core::mem::take(&mut self.vcpu.fast.cpuid);
+        self.stats.add_fast_path(ExitReason::Vmcall as u16, vmcall.exits, vmcall.ticks);
+        self.stats.add_fast_path(ExitReason::Cpuid as u16, cpuid.exits, cpuid.ticks);
         // Up to the last exit: the report of a crash is not the guest's time.
         self.cpu_ticks += self.slice_end.saturating_sub(start);
         end
@@ -405,6 +410,10 @@ impl Guest {
             }
             // L1D flush / VERW where this CPU needs them (a not-taken branch where not).
             host.mitigations.before_vm_entry();
+            // The landing may answer null hypercalls and cached CPUIDs itself
+            // until the deadline (`vmx::run`), unless every exit must come here.
+            self.vcpu.fast.enabled = u64::from(!TRACED && !self.events_pending && !host.mitigations.work_on_entry());
+            self.vcpu.fast.deadline = self.deadline;
             let exit = match self.vcpu.run() {
                 Ok(exit) => exit,
                 Err(error) => {
@@ -412,6 +421,23 @@ impl Guest {
                     return SliceEnd::Ended(self.crashed(Crash::Run(error), host));
                 }
             };
+            if !TRACED {
+                match self.fast_exit(&exit, host) {
+                    Ok(Some(now)) => {
+                        if now >= self.deadline {
+                            if let Some(end) = self.deadline_reached(now, exit.rip, host) {
+                                return end;
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        self.slice_end = exit.tsc;
+                        return SliceEnd::Ended(self.crashed(Crash::Vmx(error), host));
+                    }
+                }
+            }
             let slot = self.stats.record(exit.basic_reason, exit.rip);
             // A constant: the compiler keeps only one arm (see `vm::trace`).
             let result = if TRACED {
@@ -460,6 +486,33 @@ impl Guest {
                 }
             }
         }
+    }
+
+    /// The fast path: the two exits guests make in tight loops, CPUID and the
+    /// null hypercall, answered without decoding the exit into a
+    /// [`VmExit`], dispatching or building a [`Flow`] (their answer is always
+    /// "emulated, go on"), with the same counters and exit ring as every
+    /// other exit. `None` for any other exit. docs/exit-path.md counts what
+    /// is left.
+    #[inline(always)]
+    fn fast_exit(&mut self, exit: &Exit, host: &Host) -> Result<Option<u64>, VmxError> {
+        const CPUID: u16 = ExitReason::Cpuid as u16;
+        const VMCALL: u16 = ExitReason::Vmcall as u16;
+        match exit.basic_reason {
+            CPUID => {
+                exit::cpuid::handle(self, exit, host)?;
+            }
+            // Null hypercall: RAX = 0 is also its result (SDM Vol. 3C, 26.1.2:
+            // VMCALL always exits; the handler only moves RIP past it).
+            VMCALL if self.vcpu.registers.rax == hypervisor_core::hypercall::Hypercall::Null as u64 => {
+                self.vcpu.advance_rip(exit)?;
+            }
+            _ => return Ok(None),
+        }
+        self.stats.record_handled(exit.basic_reason, exit.rip, Action::Emulated);
+        let now = read_tsc();
+        self.stats.add_ticks(exit.basic_reason, now - exit.tsc);
+        Ok(Some(now))
     }
 
     /// The exit-path deadline passed: a timer interrupt fell due (the guest
@@ -613,7 +666,50 @@ impl Guest {
     /// saved CPU context (XSAVE area), and this structure (which holds the
     /// saved registers and counters). The MSR bitmap is shared by all guests.
     pub fn overhead_bytes(&self) -> u64 {
-        4096 + self.ept.tables_used() as u64 * 4096 + CpuContext::bytes() as u64 + core::mem::size_of::<Guest>() as u64
+        self.overhead().total()
+    }
+
+    /// [`overhead_bytes`](Self::overhead_bytes) by what it is for.
+    pub fn overhead(&self) -> Overhead {
+        Overhead {
+            vmcs: 4096,
+            ept_tables: self.ept.tables_used() as u64 * 4096,
+            cpu_context: CpuContext::bytes() as u64,
+            vcpu_and_devices: core::mem::size_of::<Guest>() as u64,
+        }
+    }
+}
+
+/// The host memory one guest costs beyond its RAM, by part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overhead {
+    /// Its VMCS region (one frame).
+    pub vmcs: u64,
+    /// Its EPT paging structures.
+    pub ept_tables: u64,
+    /// The XSAVE area and the other state the VMCS does not switch.
+    pub cpu_context: u64,
+    /// The `Guest` itself: saved registers, device models, counters.
+    pub vcpu_and_devices: u64,
+}
+
+impl Overhead {
+    /// All of it, in bytes.
+    pub fn total(&self) -> u64 {
+        self.vmcs + self.ept_tables + self.cpu_context + self.vcpu_and_devices
+    }
+}
+
+impl fmt::Display for Overhead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "VMCS {} KiB, EPT tables {} KiB, XSAVE and CPU context {} KiB, vCPU and devices {} KiB (the MSR bitmap is shared)",
+            self.vmcs / 1024,
+            self.ept_tables / 1024,
+            self.cpu_context.div_ceil(1024),
+            self.vcpu_and_devices.div_ceil(1024)
+        )
     }
 }
 

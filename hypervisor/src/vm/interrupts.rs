@@ -65,7 +65,9 @@ fn set_window(guest: &mut Guest, host: &Host, open: bool) -> Result<(), VmxError
     if guest.window_open == open || !host.controls.interrupt_window_exiting() {
         return Ok(());
     }
-    let mut primary = u64::from(host.controls.primary.bits());
+    // Read, modify, write: other bits of the word change at run time too
+    // (the monitor trap flag while `--step` runs).
+    let mut primary = guest.vcpu.read(VmcsField::PrimaryProcessorControls)?;
     if open {
         primary |= INTERRUPT_WINDOW_EXITING;
     } else {

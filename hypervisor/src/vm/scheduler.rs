@@ -37,7 +37,7 @@ use hypervisor_core::exit::ExitReason;
 
 use crate::platform::memory;
 use crate::vm::cpu_context::XsaveLayout;
-use crate::vm::guest::{Guest, SliceEnd};
+use crate::vm::guest::{Guest, Overhead, SliceEnd};
 use crate::vm::stats::REASON_SLOTS;
 use crate::vm::{step, Host};
 use crate::vmx::ept;
@@ -91,6 +91,8 @@ struct Slot<'blob> {
     injected: u64,
     /// Host memory its last run cost beyond its RAM.
     overhead_bytes: u64,
+    /// The same, by part.
+    overhead: Option<Overhead>,
 }
 
 /// Hands out VPIDs (1..=0xFFFF; 0 is the host's) and takes them back at teardown.
@@ -161,6 +163,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             ticks: 0,
             injected: 0,
             overhead_bytes: 0,
+            overhead: None,
         };
         self.slots.push(slot);
         let position = self.slots.len() - 1;
@@ -194,6 +197,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
                     guest.vpid,
                     slot.overhead_bytes.div_ceil(1024)
                 );
+                slot.overhead = Some(guest.overhead());
                 slot.guest = Some(guest);
                 slot.state = Lifecycle::Created;
                 crate::debug!("{}: created", name);
@@ -429,6 +433,11 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
                 slot.injected,
                 TopReasons(&slot.exits)
             );
+        }
+        if let Some((ram_bytes, parts)) =
+            self.slots.iter().find_map(|slot| Some((slot.config.ram_bytes, slot.overhead?)))
+        {
+            crate::info!("hypervisor memory of one guest ({} MiB of RAM): {}", ram_bytes >> 20, parts);
         }
         let count = self.slots.len().max(1) as u64;
         crate::info!(
