@@ -75,27 +75,33 @@ impl Console {
         }
         self.ring.len != 0
     }
+}
 
-    /// Queues one byte, waiting for the UART only while the buffer is full.
-    fn push(&mut self, byte: u8) {
+impl Console {
+    /// Queues `bytes`, copying as much as fits at once (at most two pieces:
+    /// up to the end of the ring, then from its start).
+    fn push_all(&mut self, mut bytes: &[u8]) {
         if self.port.is_none() {
             return;
         }
-        while self.ring.len == BUFFER_BYTES {
-            self.pump();
-            core::hint::spin_loop();
+        while !bytes.is_empty() {
+            while self.ring.len == BUFFER_BYTES {
+                self.pump();
+                core::hint::spin_loop();
+            }
+            let tail = (self.ring.head + self.ring.len) % BUFFER_BYTES;
+            let room = (BUFFER_BYTES - self.ring.len).min(BUFFER_BYTES - tail);
+            let count = room.min(bytes.len());
+            self.ring.bytes[tail..tail + count].copy_from_slice(&bytes[..count]);
+            self.ring.len += count;
+            bytes = &bytes[count..];
         }
-        let tail = (self.ring.head + self.ring.len) % BUFFER_BYTES;
-        self.ring.bytes[tail] = byte;
-        self.ring.len += 1;
     }
 }
 
 impl Write for Console {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        for byte in text.bytes() {
-            self.push(byte);
-        }
+        self.push_all(text.as_bytes());
         Ok(())
     }
 }
@@ -212,9 +218,7 @@ pub fn write_fmt(args: fmt::Arguments) {
 /// Writes raw bytes to the console (guest output).
 pub fn write_bytes(bytes: &[u8]) {
     let mut console = CONSOLE.lock();
-    for &byte in bytes {
-        console.push(byte);
-    }
+    console.push_all(bytes);
     console.pump();
 }
 

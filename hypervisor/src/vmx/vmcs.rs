@@ -197,10 +197,12 @@ impl fmt::Display for VmcsSetupError {
 /// Prints every field of the current VMCS with its SDM name, four groups in
 /// the SDM's order; fields this CPU does not support are skipped.
 pub fn dump() {
-    crate::error!("VMCS dump (current VMCS):");
+    crate::error!("VMCS dump (current VMCS; fields that read 0 are left out):");
     for field in VmcsField::ALL {
         if let Ok(value) = read(*field) {
-            crate::error!("  {:<44} {:#06x} = {:#x}", field.name(), field.encoding(), value);
+            if value != 0 {
+                crate::error!("  {:<44} {:#06x} = {:#x}", field.name(), field.encoding(), value);
+            }
         }
     }
 }
