@@ -21,7 +21,7 @@
 //! (other options may come in between), each at most once per guest; guests
 //! of a configuration file take their settings from the file. A guest is
 //! complete when the next guest option or the end of the command line comes;
-//! then it joins the list through [`add_guest`] (unique names, at most 16
+//! then it joins the list through [`add_guest`] (unique names, at most `MAX_GUESTS` = 250
 //! guests). A file's guest is named after the file's stem, made a valid name
 //! ([`name_from_path`]), unless `--name` names it.
 //!
@@ -52,10 +52,10 @@ CPU in the order given; without any of these: every built-in guest, see
 --list-guests):
   --guest <NAME>         a built-in guest: hello64, hypercall, protected32,
                            realmode16, cpuid_msr, control_regs, exceptions,
-                           memtest, leftovers, timer_pic, timer_pic_1khz,
-                           timer_apic, escape_ram, triple_fault (the default
-                           run), or one of the isolation guests: neighbour
-                           and the hostile ones (see --demo), or of the
+                           memtest, leftovers, escape_ram, triple_fault,
+                           timer_pic, timer_apic (the default run),
+                           timer_pic_1khz, or one of the isolation guests:
+                           neighbour and the hostile ones (see --demo), or of the
                            benchmark guests: bench, bench_yield, bench_idle
                            (see --bench)
   --guest-file <PATH>    an image file of your own; needs --mode
@@ -67,6 +67,8 @@ CPU in the order given; without any of these: every built-in guest, see
                              fuzz (random ports, MSRs, CPUID, hypercalls)
                              between two well-behaved neighbours (neighbour-1,
                              neighbour-2) that check their RAM's checksum
+                           scale: 64 neighbours of 2 MiB (scale-1 ... scale-64)
+                             at once, each checking its RAM's checksum
   --list-guests          list the built-in guests and what they do, then exit
   --bench                run the benchmarks instead of guests: VM exit round
                            trips, interrupt latency, guest switches, a
@@ -114,9 +116,10 @@ Machine and run:
                            instruction bytes, what the hypervisor did) for
                            every guest, or only the one named GUEST
   --step <GUEST>         single-step the guest named GUEST with the monitor
-                           trap flag: one line per instruction (address,
-                           instruction bytes, registers it changed); see
-                           docs/single-step.md
+                           trap flag, or RFLAGS.TF and #DB exits where MTF
+                           exits do not come (Bochs 2.7): one line per
+                           instruction (address, instruction bytes,
+                           registers it changed); see docs/single-step.md
   --break-entry <RULE>   make the first guest's VMCS break the VM-entry rule
                            RULE (an id or name from --list-entry-rules), print
                            the software checker's diagnosis, then launch
@@ -615,7 +618,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, U
         None => TraceSelection::None,
         Some(TraceRequest::All) => TraceSelection::All,
         Some(TraceRequest::Guest(name)) => {
-            // At most 16 guests (`add_guest`), so the index fits the blob's byte.
+            // At most MAX_GUESTS guests (`add_guest`), so the index fits the blob's byte.
             let index = options.guests.iter().position(|guest| guest.config.name.as_str() == name);
             match index.and_then(|index| u8::try_from(index).ok()) {
                 Some(index) => TraceSelection::Guest(index),
@@ -944,14 +947,15 @@ mod tests {
     }
 
     #[test]
-    fn more_than_sixteen_guests_are_refused() {
+    fn more_guests_than_the_blob_holds_are_refused() {
+        let max = hypervisor_core::blob::MAX_GUESTS;
         let mut args = Vec::new();
-        for i in 0..17 {
+        for i in 0..=max {
             args.extend(["--guest-file".to_string(), format!("g{i}.bin"), "--mode".into(), "real".into()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        assert_eq!(parse(&args), Err(UsageError::Guests(GuestListError::TooMany { max: 16 })));
-        assert!(matches!(parse(&args[..64]), Ok(Command::Run(options)) if options.guests.len() == 16));
+        assert_eq!(parse(&args), Err(UsageError::Guests(GuestListError::TooMany { max })));
+        assert!(matches!(parse(&args[..4 * max]), Ok(Command::Run(options)) if options.guests.len() == max));
     }
 
     #[test]

@@ -108,13 +108,17 @@ pub enum Demo {
     /// ones are stopped or faulted, the neighbours finish with their
     /// checksums intact.
     Isolation,
+    /// [`crate::payloads::SCALE_DEMO_GUESTS`] neighbours of 2 MiB at once
+    /// ([`crate::payloads::scale_demo_specs`]): the scheduler's and the
+    /// memory's scale, with each guest checking its RAM.
+    Scale,
 }
 
 impl Demo {
     /// Every demo with its command-line spelling.
-    pub const ALL: [(&'static str, Demo); 1] = [("isolation", Demo::Isolation)];
+    pub const ALL: [(&'static str, Demo); 2] = [("isolation", Demo::Isolation), ("scale", Demo::Scale)];
 
-    /// Parses the command-line spelling (`isolation`).
+    /// Parses the command-line spelling (`isolation`, `scale`).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, demo)| *demo)
     }
@@ -123,6 +127,7 @@ impl Demo {
     pub fn guests(self) -> Vec<GuestSpec> {
         match self {
             Demo::Isolation => crate::payloads::isolation_demo_specs(),
+            Demo::Scale => crate::payloads::scale_demo_specs(),
         }
     }
 }

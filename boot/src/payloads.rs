@@ -41,6 +41,9 @@ pub enum PayloadSet {
     Isolation,
     /// `--bench`: the benchmark guests ([`crate::bench`]).
     Bench,
+    /// Run only when named (`--guest NAME`): guests that make their point
+    /// beside chosen others (e.g. `timer_pic_1khz` with `timer_pic`).
+    Extra,
 }
 
 /// One guest payload built with the runner.
@@ -72,8 +75,12 @@ pub const NEIGHBOUR_NAMES: [&str; 2] = ["neighbour-1", "neighbour-2"];
 /// Every built-in payload, in the order `--list-guests` shows them. The
 /// default set first, in the order a run without guest options boots them:
 /// the well-behaved guests first (64-bit, then the older modes, then the ones
-/// that probe the hypervisor's emulation), the ones that must be stopped
-/// last. Then the isolation set: the neighbour, then the hostile guests.
+/// that probe the hypervisor's emulation), then the ones that must be
+/// stopped, then the timer guests (which measure their tick rate: the crash
+/// reports, each tens of milliseconds of hypervisor work, happen in the first
+/// round of time slices, before their measurements start). Then the
+/// isolation set: the neighbour, then the hostile guests; the benchmark
+/// guests; and the guests that run only when named.
 pub const BUILT_IN: &[BuiltInPayload] = &[
     BuiltInPayload {
         name: "hello64",
@@ -167,38 +174,6 @@ pub const BUILT_IN: &[BuiltInPayload] = &[
         set: PayloadSet::Default,
     },
     BuiltInPayload {
-        name: "timer_pic",
-        description:
-            "runs off a 100 Hz PIT tick through its 8259A PIC, sleeping in HLT; checks the rate and the CMOS date",
-        image: env!("CARGO_BIN_FILE_TIMER_PIC_timer_pic"),
-        start_mode: StartMode::Long,
-        expected: ExpectedOutcome::Exit(0),
-        restart_limit: 0,
-        budget_ticks: 0,
-        set: PayloadSet::Default,
-    },
-    BuiltInPayload {
-        name: "timer_pic_1khz",
-        description:
-            "timer_pic at 1 kHz: 1000 PIT ticks timed; with timer_pic it shows two guests' timers at their own rates",
-        image: env!("CARGO_BIN_FILE_TIMER_PIC_timer_pic_1khz"),
-        start_mode: StartMode::Long,
-        expected: ExpectedOutcome::Exit(0),
-        restart_limit: 0,
-        budget_ticks: 0,
-        set: PayloadSet::Default,
-    },
-    BuiltInPayload {
-        name: "timer_apic",
-        description: "runs off its local APIC timer in periodic and TSC-deadline modes (MMIO trapped through EPT)",
-        image: env!("CARGO_BIN_FILE_TIMER_APIC_timer_apic"),
-        start_mode: StartMode::Long,
-        expected: ExpectedOutcome::Exit(0),
-        restart_limit: 0,
-        budget_ticks: 0,
-        set: PayloadSet::Default,
-    },
-    BuiltInPayload {
         name: "escape_ram",
         description: "writes just past the end of its RAM; EPT must stop it (an EPT violation)",
         image: env!("CARGO_BIN_FILE_ESCAPE_RAM_escape_ram"),
@@ -214,6 +189,27 @@ pub const BUILT_IN: &[BuiltInPayload] = &[
         image: env!("CARGO_BIN_FILE_TRIPLE_FAULT_triple_fault"),
         start_mode: StartMode::Long,
         expected: ExpectedOutcome::Crash,
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
+        name: "timer_pic",
+        description:
+            "runs off a 100 Hz PIT tick through its 8259A PIC, sleeping in HLT; checks the rate and the CMOS date",
+        image: env!("CARGO_BIN_FILE_TIMER_PIC_timer_pic"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Default,
+    },
+    BuiltInPayload {
+        name: "timer_apic",
+        description: "runs off its local APIC timer in periodic and TSC-deadline modes (MMIO trapped through EPT)",
+        image: env!("CARGO_BIN_FILE_TIMER_APIC_timer_apic"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
         restart_limit: 0,
         budget_ticks: 0,
         set: PayloadSet::Default,
@@ -342,6 +338,17 @@ pub const BUILT_IN: &[BuiltInPayload] = &[
         budget_ticks: 0,
         set: PayloadSet::Bench,
     },
+    BuiltInPayload {
+        name: "timer_pic_1khz",
+        description:
+            "timer_pic at 1 kHz: 1000 PIT ticks timed; with timer_pic it shows two guests' timers at their own rates",
+        image: env!("CARGO_BIN_FILE_TIMER_PIC_timer_pic_1khz"),
+        start_mode: StartMode::Long,
+        expected: ExpectedOutcome::Exit(0),
+        restart_limit: 0,
+        budget_ticks: 0,
+        set: PayloadSet::Extra,
+    },
 ];
 
 /// `hostile_cpu`'s CPU-time budget: 20 time slices of the default length.
@@ -392,6 +399,7 @@ pub fn listing() -> String {
              neighbour-2):",
         ),
         (PayloadSet::Bench, "Benchmark guests (--bench):"),
+        (PayloadSet::Extra, "More guests (run only when named with --guest):"),
     ];
     for (set, heading) in sets {
         let _ = writeln!(text, "{heading}\n  {NAME:<width$}  {MODE:<9}  {EXPECTED:<11}  WHAT IT DOES");
@@ -456,6 +464,20 @@ pub fn neighbour_specs() -> Vec<GuestSpec> {
     NEIGHBOUR_NAMES
         .iter()
         .filter_map(|name| GuestName::new(name).ok())
+        .map(|name| GuestSpec { config: neighbour.default_config(name), image: neighbour.image_path().to_path_buf() })
+        .collect()
+}
+
+/// How many guests `--demo scale` starts.
+pub const SCALE_DEMO_GUESTS: usize = 64;
+
+/// The guests of `--demo scale`: [`SCALE_DEMO_GUESTS`] neighbours of 2 MiB
+/// (`scale-1` …), each filling its RAM with a pattern of its own and checking
+/// it while all the others run.
+pub fn scale_demo_specs() -> Vec<GuestSpec> {
+    let Some(neighbour) = find("neighbour") else { return Vec::new() };
+    (1..=SCALE_DEMO_GUESTS)
+        .filter_map(|n| GuestName::new(&format!("scale-{n}")).ok())
         .map(|name| GuestSpec { config: neighbour.default_config(name), image: neighbour.image_path().to_path_buf() })
         .collect()
 }
@@ -562,10 +584,16 @@ mod tests {
             assert!(rest.any(|n| n == name), "{name} missing or out of order in {names:?}");
         }
         assert_eq!(names.first().map(String::as_str), Some("hello64"));
-        // The guests that must be stopped come last.
+        // The guests that must be stopped come after the well-behaved ones and
+        // before the timer guests, which come last: a crash report takes the
+        // hypervisor tens of milliseconds of guest time, so the crashes happen
+        // in the first round of time slices, before the timers are measured.
         let defaults: Vec<&BuiltInPayload> = in_set(PayloadSet::Default).collect();
         let first_crash = defaults.iter().position(|p| p.expected == ExpectedOutcome::Crash).unwrap_or(defaults.len());
-        assert!(defaults[first_crash..].iter().all(|p| p.expected == ExpectedOutcome::Crash));
+        let first_timer = defaults.iter().position(|p| p.name.starts_with("timer_")).unwrap_or(defaults.len());
+        assert!(defaults[first_crash..first_timer].iter().all(|p| p.expected == ExpectedOutcome::Crash));
+        assert!(defaults[first_timer..].iter().all(|p| p.name.starts_with("timer_")));
+        assert!(first_crash < first_timer);
         // No hostile guest or neighbour slows the default run down.
         assert!(names.iter().all(|name| !name.starts_with("hostile_") && name != "neighbour"));
         // The default set comes first in the registry.
@@ -606,7 +634,7 @@ mod tests {
     #[test]
     fn the_listing_shows_every_payload_under_its_set() {
         let listing = listing();
-        assert_eq!(listing.lines().count(), BUILT_IN.len() + 6, "{listing}");
+        assert_eq!(listing.lines().count(), BUILT_IN.len() + 8, "{listing}");
         let isolation_heading = listing.lines().position(|line| line.starts_with("Isolation guests"));
         let isolation_heading = isolation_heading.unwrap_or_else(|| panic!("no isolation heading:\n{listing}"));
         for payload in BUILT_IN {

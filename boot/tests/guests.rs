@@ -515,16 +515,18 @@ fn refused_inputs_exit_with_status_2() {
         "twice.toml",
         b"[[guest]]\nname = \"a\"\nbuiltin = \"hello64\"\n\n[[guest]]\nname = \"a\"\nbuiltin = \"memtest\"\n",
     );
-    let seventeen: Vec<String> =
-        (0..17).flat_map(|_| ["--guest-file".to_string(), flat.clone(), "--mode".into(), "real".into()]).collect();
-    let seventeen: Vec<&str> = seventeen.iter().map(String::as_str).collect();
+    let max = hypervisor_core::blob::MAX_GUESTS;
+    let too_many: Vec<String> =
+        (0..=max).flat_map(|_| ["--guest-file".to_string(), flat.clone(), "--mode".into(), "real".into()]).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let too_many_message = format!("too many guests: a run takes at most {max}");
 
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--config", &config], ":4:1: unknown field `ram_size`, expected one of"),
         (vec!["--config", &bad_name], ":2:8: bad name `a b`: guest name has byte 0x20 at position 1"),
         (vec!["--config", &twice], ":6: guest `a`: guest `a` is given twice"),
         (vec!["--guest", "hello64", "--guest", "hello64"], "guest `hello64` is given twice"),
-        (seventeen, "too many guests: a run takes at most 16"),
+        (too_many, too_many_message.as_str()),
         (vec!["--guest-file", &flat], "needs `--mode real|protected|long`"),
         (vec!["--guest-file", &flat, "--mode", "long"], "long mode needs a static x86-64 ELF executable"),
         (vec!["--guest", "hello64", "--ram", "1G", "--guest", "memtest", "--ram", "1G"], "give the guests less RAM"),

@@ -23,7 +23,7 @@ use guest_rt::{exit, println};
 guest_rt::entry!(main);
 
 /// The most guests one boot can hold (the boot blob's limit).
-const MAX_GUESTS: u64 = 16;
+const MAX_GUESTS: u64 = 250;
 
 /// The RAM size the hypervisor gives a guest by default.
 const EXPECTED_RAM_SIZE: u64 = 0x20_0000;

@@ -67,8 +67,11 @@ pub const VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 48;
 /// Size of one guest record in bytes.
 pub const RECORD_LEN: usize = 88;
-/// The most guests one blob may describe.
-pub const MAX_GUESTS: usize = 16;
+/// The most guests one blob may describe. The trace and single-step
+/// selections name one guest in a byte (index + 1; 0 = none, 0xFF = all), so
+/// the limit stays below 254.
+pub const MAX_GUESTS: usize = 250;
+const _: () = assert!(MAX_GUESTS < 0xFE);
 /// The writer starts every image at a multiple of this many bytes.
 pub const IMAGE_ALIGN: usize = 16;
 
@@ -121,10 +124,13 @@ impl TraceSelection {
     }
 
     /// The encoding in bits 23:16 of `flags`: 0 none, 0xFF all, n + 1 guest n.
+    /// Guests 254 and 255 (beyond [`MAX_GUESTS`], so never in a blob) saturate
+    /// to 0xFF: `index + 1` would overflow for 255 (a panic in debug builds, and
+    /// in release a wrap to 0 that silently turned tracing off).
     const fn to_byte(self) -> u8 {
         match self {
             Self::None => 0,
-            Self::Guest(index) => index + 1,
+            Self::Guest(index) => index.saturating_add(1),
             Self::All => 0xFF,
         }
     }
@@ -820,6 +826,19 @@ mod tests {
     }
 
     #[test]
+    fn trace_selection_of_the_last_guest_indices_saturates_instead_of_overflowing() {
+        // Found by the property tests (tests/prop_blob.rs): `Guest(255)` used to
+        // overflow in `to_byte`.
+        for index in [254, 255] {
+            let settings = BlobSettings { trace: TraceSelection::Guest(index), ..BlobSettings::default() };
+            assert_eq!(settings.to_flags(), 0xFF << 16);
+            assert_eq!(BlobSettings::from_flags(settings.to_flags()).map(|s| s.trace), Ok(TraceSelection::All));
+        }
+        let last = BlobSettings { trace: TraceSelection::Guest(253), ..BlobSettings::default() };
+        assert_eq!(BlobSettings::from_flags(last.to_flags()), Ok(last));
+    }
+
+    #[test]
     fn reseal_makes_a_changed_blob_pass_the_checksum_again() {
         let image = [0x90u8; 32];
         let guests = [BlobGuest { config: GuestConfig::new(GuestName::new("g").unwrap()), image: &image }];
@@ -1028,9 +1047,13 @@ mod tests {
     #[test]
     fn refuses_too_many_guests_and_records_beyond_the_end() {
         let mut blob = sample_blob();
-        blob[32..36].copy_from_slice(&17u32.to_le_bytes());
+        let count = MAX_GUESTS as u32 + 1;
+        blob[32..36].copy_from_slice(&count.to_le_bytes());
         reseal_for_test(&mut blob);
-        assert_eq!(BootBlob::parse(&blob).unwrap_err(), BlobError::TooManyGuests { count: 17, max: MAX_GUESTS });
+        assert_eq!(
+            BootBlob::parse(&blob).unwrap_err(),
+            BlobError::TooManyGuests { count: MAX_GUESTS + 1, max: MAX_GUESTS }
+        );
 
         // A header-only blob that claims one guest.
         let mut out = [0u8; HEADER_LEN];
@@ -1116,7 +1139,9 @@ mod tests {
             Err(BlobError::BufferTooSmall { needed, available: needed - 1 })
         );
         let too_many = [guest; MAX_GUESTS + 1];
-        assert!(matches!(encoded_len(&too_many), Err(BlobError::TooManyGuests { count: 17, .. })));
+        assert!(
+            matches!(encoded_len(&too_many), Err(BlobError::TooManyGuests { count, .. }) if count == MAX_GUESTS + 1)
+        );
         let mut bad = guest;
         bad.config.time_slice_ticks = 0;
         let mut out = vec![0; needed];
