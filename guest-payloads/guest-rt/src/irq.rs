@@ -150,6 +150,12 @@ pub fn wait() {
     unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
 }
 
+/// Ticks a timer payload lets pass before it starts timing: while the guests
+/// of a run start (each is built when it first gets the CPU), the hypervisor
+/// may be busy for longer than a period, which would delay the tick the
+/// measurement starts from.
+pub const WARM_UP_TICKS: u64 = 5;
+
 /// A rate in thousandths of a hertz: `events` in `tsc_ticks` of a TSC that
 /// runs at `tsc_hz`. 0 when no time passed.
 pub fn millihertz(events: u64, tsc_ticks: u64, tsc_hz: u64) -> u64 {

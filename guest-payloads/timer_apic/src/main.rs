@@ -114,7 +114,7 @@ fn periodic(timer_hz: u64, tsc_hz: u64) -> bool {
         return false;
     }
     let start = irq::count(0);
-    while irq::count(0) == start {
+    while irq::count(0) < start + irq::WARM_UP_TICKS {
         irq::wait();
     }
     let first = irq::last_tsc(0);
@@ -139,7 +139,8 @@ fn tsc_deadline(tsc_hz: u64) -> bool {
     let mut latency_max = 0u64;
     let mut first = 0;
     let mut last = 0;
-    for tick in 0..=TICKS {
+    let warm_up = irq::WARM_UP_TICKS;
+    for tick in 0..=warm_up + TICKS {
         let deadline = base + tick * period;
         let before = irq::count(0);
         write_tsc_deadline(deadline);
@@ -148,7 +149,10 @@ fn tsc_deadline(tsc_hz: u64) -> bool {
         }
         let arrived = irq::last_tsc(0);
         let latency = arrived.saturating_sub(deadline);
-        if tick == 0 {
+        if tick < warm_up {
+            continue;
+        }
+        if tick == warm_up {
             first = arrived;
         } else {
             latency_total += latency;

@@ -107,8 +107,8 @@ pub fn run(reload: u16, ticks: u64) -> ! {
     irq::register(0, MASTER_BASE, Eoi::PicMaster);
     init_pic();
     start_pit(reload);
-    // The first tick starts the clock: from then on every period is whole.
-    while irq::count(0) == 0 {
+    // A tick after the warm-up starts the clock: from then on every period is whole.
+    while irq::count(0) < irq::WARM_UP_TICKS {
         irq::wait();
     }
     let first = irq::last_tsc(0);

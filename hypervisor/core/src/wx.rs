@@ -524,6 +524,19 @@ impl Fnv1a64 {
         }
     }
 
+    /// Feeds `bytes` eight at a time, each 8-byte little-endian word as one
+    /// FNV-1a step (then any tail bytes one by one): the same mixing, an
+    /// eighth of the steps. Not the standard byte-wise FNV-1a value; the
+    /// image checksum uses it because the kernel hashes ~400 KiB at start and
+    /// again at the end, and in Bochs every step is emulated time.
+    pub fn update_words(&mut self, bytes: &[u8]) {
+        let (words, tail) = bytes.as_chunks::<8>();
+        for word in words {
+            self.0 = (self.0 ^ u64::from_le_bytes(*word)).wrapping_mul(Self::PRIME);
+        }
+        self.update(tail);
+    }
+
     /// The hash of everything fed so far.
     pub const fn finish(&self) -> u64 {
         self.0
@@ -812,6 +825,20 @@ mod tests {
         assert_eq!(hash(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(hash(b"foobar"), 0x8594_4171_f739_67e8);
         // Feeding in pieces is the same as feeding at once.
+        // The word-wise variant differs from the byte-wise one, depends on
+        // every byte, and handles a tail shorter than a word.
+        let mut words = Fnv1a64::new();
+        words.update_words(b"foobarfoobar!");
+        let mut bytewise = Fnv1a64::new();
+        bytewise.update(b"foobarfoobar!");
+        assert_ne!(words.finish(), bytewise.finish());
+        let mut flipped = Fnv1a64::new();
+        flipped.update_words(b"foobarfoobas!");
+        assert_ne!(words.finish(), flipped.finish());
+        let mut tail = Fnv1a64::new();
+        tail.update_words(b"foobarfoobar?");
+        assert_ne!(words.finish(), tail.finish());
+
         let mut pieces = Fnv1a64::default();
         pieces.update(b"foo");
         pieces.update(b"bar");

@@ -634,7 +634,7 @@ pub fn image_checksum() -> Option<u64> {
             // SAFETY: a mapped page of the kernel image (verify checked every
             // page of the layout is mapped); read-only, so no one writes it concurrently.
             let bytes = unsafe { core::slice::from_raw_parts(page as *const u8, PAGE_4K as usize) };
-            hash.update(bytes);
+            hash.update_words(bytes);
         }
     });
     Some(hash.finish())

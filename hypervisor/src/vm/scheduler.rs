@@ -46,7 +46,9 @@ use crate::vmx::read_tsc;
 /// Where a guest is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
-    /// Built (RAM, EPT, VMCS) but not entered yet.
+    /// In the run's list, not entered yet; it is built (RAM, EPT, VMCS) when
+    /// it first gets the CPU, so the first guest starts without waiting for
+    /// every other guest's RAM to be zeroed.
     Created,
     /// Waiting for the CPU.
     Runnable,
@@ -148,8 +150,9 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
         }
     }
 
-    /// Adds a guest and creates it; one that cannot be created is reported
-    /// and counted as failed, and the others go on.
+    /// Adds a guest to the run. It is built when it first gets the CPU; one
+    /// that cannot be built is reported and counted as failed, and the others
+    /// go on.
     pub fn add(&mut self, index: usize, config: GuestConfig, image: &'blob [u8]) {
         let slot = Slot {
             index,
@@ -166,8 +169,6 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             overhead: None,
         };
         self.slots.push(slot);
-        let position = self.slots.len() - 1;
-        self.create(position);
     }
 
     /// Builds the guest of a slot (first start or restart).
@@ -296,6 +297,12 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
         let mut first_entry = true;
         while let Some(position) = self.next_runnable(last) {
             last = Some(position);
+            if self.slots[position].guest.is_none() {
+                self.create(position);
+                if self.slots[position].state == Lifecycle::NotStarted {
+                    continue;
+                }
+            }
             if let Err(error) = self.switch_to(position) {
                 let name = self.slots[position].config.name;
                 crate::error!("{}: stopped: cannot make its VMCS current: {}", name, error);
