@@ -37,6 +37,9 @@ pub struct Cr0Context {
     pub efer: u64,
     /// The guest's CR4 (as the CPU runs with it).
     pub cr4: u64,
+    /// Whether the guest runs 64-bit code (CS.L = 1 in IA-32e mode): paging
+    /// cannot be turned off there, only from compatibility mode.
+    pub cs_long: bool,
 }
 
 /// What a successful CR0 write changes.
@@ -65,6 +68,9 @@ pub enum CrWriteError {
     LongModeWithoutPae,
     /// CR4.VMXE: VMX is not offered to guests (CPUID hides it).
     Vmxe,
+    /// CR0.PG cleared in 64-bit mode (SDM Vol. 3A, 10.8.5.4 "Switching Out
+    /// of IA-32e Mode Operation": only compatibility-mode code may do it).
+    PagingOffIn64BitMode,
 }
 
 impl core::fmt::Display for CrWriteError {
@@ -75,6 +81,7 @@ impl core::fmt::Display for CrWriteError {
             Self::NotWriteThroughWithoutCacheDisable => f.write_str("CR0.NW=1 requires CR0.CD=1"),
             Self::LongModeWithoutPae => f.write_str("enabling paging with EFER.LME=1 requires CR4.PAE=1"),
             Self::Vmxe => f.write_str("CR4.VMXE cannot be set: VMX is not available to guests"),
+            Self::PagingOffIn64BitMode => f.write_str("CR0.PG cannot be cleared by 64-bit code (CS.L=1)"),
         }
     }
 }
@@ -94,6 +101,9 @@ pub fn write_cr0(context: &Cr0Context, value: u64) -> Result<Cr0Update, CrWriteE
     let paging_was_on = context.actual & CR0_PG != 0;
     let paging_on = value & CR0_PG != 0;
     let mut efer = context.efer;
+    if paging_was_on && !paging_on && efer & EFER_LMA != 0 && context.cs_long {
+        return Err(CrWriteError::PagingOffIn64BitMode);
+    }
     if paging_on && !paging_was_on && efer & EFER_LME != 0 {
         if context.cr4 & CR4_PAE == 0 {
             return Err(CrWriteError::LongModeWithoutPae);
@@ -132,7 +142,17 @@ mod tests {
 
     /// Bochs-like rules with unrestricted guest: NE must be 1; PE/PG free.
     fn context(actual: u64, efer: u64, cr4: u64) -> Cr0Context {
-        Cr0Context { actual, owned: CR0_NE, must_be_one: CR0_NE, may_be_one: 0xFFFF_FFFF, efer, cr4 }
+        Cr0Context { actual, owned: CR0_NE, must_be_one: CR0_NE, may_be_one: 0xFFFF_FFFF, efer, cr4, cs_long: false }
+    }
+
+    #[test]
+    fn paging_stays_on_for_64_bit_code() {
+        // Found by the property tests: leaving IA-32e mode is legal only from
+        // compatibility mode (CS.L = 0).
+        let long = Cr0Context { cs_long: true, ..context(CR0_PE | CR0_PG | CR0_NE, EFER_LME | EFER_LMA, CR4_PAE) };
+        assert_eq!(write_cr0(&long, CR0_PE), Err(CrWriteError::PagingOffIn64BitMode));
+        // Other bits may still change in 64-bit mode.
+        assert!(write_cr0(&long, CR0_PE | CR0_PG | CR0_NE | (1 << 16)).is_ok());
     }
 
     #[test]

@@ -290,6 +290,11 @@ fn cr0_rule_broken(context: &Cr0Context, value: u64) -> Option<CrWriteError> {
     if value & CR0_NW != 0 && value & CR0_CD == 0 {
         return Some(CrWriteError::NotWriteThroughWithoutCacheDisable);
     }
+    // 64-bit code cannot turn paging off (SDM Vol. 3A, 10.8.5.4).
+    let disabling_paging = value & CR0_PG == 0 && context.actual & CR0_PG != 0;
+    if disabling_paging && context.efer & EFER_LMA != 0 && context.cs_long {
+        return Some(CrWriteError::PagingOffIn64BitMode);
+    }
     let enabling_paging = value & CR0_PG != 0 && context.actual & CR0_PG == 0;
     if enabling_paging && context.efer & EFER_LME != 0 && context.cr4 & CR4_PAE == 0 {
         return Some(CrWriteError::LongModeWithoutPae);
@@ -304,14 +309,15 @@ fn cr0_context_strategy() -> impl Strategy<Value = Cr0Context> {
         3 => (any::<u32>(), any::<u32>()).prop_map(|(may, must)| (u64::from(may), u64::from(must & may))),
         1 => (any::<u64>(), any::<u64>()),
     ];
-    (any::<u64>(), any::<u64>(), masks, any::<u64>(), any::<u64>()).prop_map(
-        |(actual, owned, (may_be_one, must_be_one), efer, cr4)| Cr0Context {
+    (any::<u64>(), any::<u64>(), masks, any::<u64>(), any::<u64>(), any::<bool>()).prop_map(
+        |(actual, owned, (may_be_one, must_be_one), efer, cr4, cs_long)| Cr0Context {
             actual,
             owned,
             must_be_one,
             may_be_one,
             efer,
             cr4,
+            cs_long,
         },
     )
 }

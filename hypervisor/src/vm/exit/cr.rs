@@ -71,6 +71,7 @@ fn write_cr0_for(guest: &mut Guest, host: &Host, value: u64) -> Result<Result<()
         may_be_one: host.caps.cr0.fixed1 | !owned,
         efer: guest.vcpu.read(VmcsField::GuestIa32Efer)?,
         cr4: guest.vcpu.read(VmcsField::GuestCr4)?,
+        cs_long: crate::vm::guest_cs_is_64bit()?,
     };
     let update = match write_cr0(&context, value) {
         Ok(update) => update,
