@@ -29,13 +29,11 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use boot::cli::{self, Command};
 use boot::guest_images::{GuestCheckError, ImageError};
-use boot::{EmulatorChoice, RunError, RunOptions};
+use boot::{RunError, RunOptions};
 
 /// The kernel's verdict line for a guest that ended as expected, e.g.
 /// `[hv INFO ] hello64: ended exit:0: verdict PASS (expected exit:0)`.
@@ -46,12 +44,7 @@ fn pass_verdict(guest: &str, outcome: &str) -> String {
 /// The run options of `cargo run -- <args>`, for Bochs, without streaming.
 #[track_caller]
 fn options_from(args: &[&str]) -> RunOptions {
-    match cli::parse_args(args.iter().map(OsString::from)) {
-        Ok(Command::Run(options)) => {
-            RunOptions { emulator: EmulatorChoice::Bochs, stream: false, timeout: common::BOCHS_TIMEOUT, ..options }
-        }
-        other => panic!("`{}` should be a run, got {other:?}", args.join(" ")),
-    }
+    common::bochs_options_from_args(args)
 }
 
 /// Boots `cargo run -- <args>` in Bochs.

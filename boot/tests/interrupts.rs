@@ -17,22 +17,6 @@
 
 mod common;
 
-use std::ffi::OsString;
-
-use boot::cli::{self, Command};
-use boot::{EmulatorChoice, RunOptions};
-
-/// The run options of `cargo run -- <args>`, for Bochs, without streaming.
-#[track_caller]
-fn options_from(args: &[&str]) -> RunOptions {
-    match cli::parse_args(args.iter().map(OsString::from)) {
-        Ok(Command::Run(options)) => {
-            RunOptions { emulator: EmulatorChoice::Bochs, stream: false, timeout: common::BOCHS_TIMEOUT, ..options }
-        }
-        other => panic!("`{}` should be a run, got {other:?}", args.join(" ")),
-    }
-}
-
 /// The deviation in hundredths of a percent from a line ending in
 /// `off by A.BB %`.
 fn deviation_basis_points(line: &str) -> Option<u64> {
@@ -58,7 +42,14 @@ fn assert_rate_within_one_percent(run: &common::Booted, prefix: &str) {
 fn timers_keep_their_rates_while_guests_share_the_cpu() {
     let run = common::boot(
         "Bochs boot of three timer guests",
-        &options_from(&["--guest", "timer_pic", "--guest", "timer_pic_1khz", "--guest", "timer_apic"]),
+        &common::bochs_options_from_args(&[
+            "--guest",
+            "timer_pic",
+            "--guest",
+            "timer_pic_1khz",
+            "--guest",
+            "timer_apic",
+        ]),
     );
     assert_rate_within_one_percent(&run, "[timer_pic] 100 ticks in ");
     assert_rate_within_one_percent(&run, "[timer_pic_1khz] 1000 ticks in ");
@@ -93,7 +84,16 @@ fn timers_keep_their_rates_while_guests_share_the_cpu() {
 fn guests_never_see_each_others_registers() {
     let run = common::boot(
         "Bochs boot of two leftovers guests and hello64",
-        &options_from(&["--guest", "leftovers", "--guest", "leftovers", "--name", "leftovers-2", "--guest", "hello64"]),
+        &common::bochs_options_from_args(&[
+            "--guest",
+            "leftovers",
+            "--guest",
+            "leftovers",
+            "--name",
+            "leftovers-2",
+            "--guest",
+            "hello64",
+        ]),
     );
     for guest in ["leftovers", "leftovers-2"] {
         run.assert_exact_line(&format!("[{guest}] clean start: all 53 values in their reset state"));

@@ -6,20 +6,13 @@
 
 mod common;
 
-use std::ffi::OsString;
-
-use boot::cli::{self, Command};
 use boot::payloads::SCALE_DEMO_GUESTS;
-use boot::{EmulatorChoice, RunOptions};
+use boot::RunOptions;
 
 #[test]
 fn sixty_four_guests_run_to_completion_in_one_boot() {
-    let options = match cli::parse_args(["--demo", "scale"].iter().map(OsString::from)) {
-        Ok(Command::Run(options)) => {
-            RunOptions { emulator: EmulatorChoice::Bochs, stream: false, timeout: common::BOCHS_TIMEOUT * 2, ..options }
-        }
-        other => panic!("`--demo scale` should be a run, got {other:?}"),
-    };
+    let options =
+        RunOptions { timeout: common::BOCHS_TIMEOUT * 2, ..common::bochs_options_from_args(&["--demo", "scale"]) };
     assert_eq!(options.guests.len(), SCALE_DEMO_GUESTS);
     let run = common::boot("Bochs boot of 64 guests", &options);
     for n in 1..=SCALE_DEMO_GUESTS {

@@ -30,6 +30,19 @@ pub fn bochs_options(names: &[&str]) -> RunOptions {
     RunOptions { guests: built_in_guests(names), ..options(EmulatorChoice::Bochs, false, BOCHS_TIMEOUT) }
 }
 
+/// The run options of `cargo run -- <args>` (parsed by
+/// [`boot::cli::parse_args`]), for Bochs, without streaming, with
+/// [`BOCHS_TIMEOUT`].
+#[track_caller]
+pub fn bochs_options_from_args(args: &[&str]) -> RunOptions {
+    match boot::cli::parse_args(args.iter().map(std::ffi::OsString::from)) {
+        Ok(boot::cli::Command::Run(options)) => {
+            RunOptions { emulator: EmulatorChoice::Bochs, stream: false, timeout: BOCHS_TIMEOUT, ..options }
+        }
+        other => panic!("`{}` should be a run, got {other:?}", args.join(" ")),
+    }
+}
+
 /// The built-in payloads called `names`, in order (like `--guest NAME ...`).
 #[track_caller]
 pub fn built_in_guests(names: &[&str]) -> Vec<GuestSpec> {
