@@ -519,14 +519,9 @@ pub fn verify() -> Result<WxReport, WxError> {
         return Err(WxError::ControlBitOff { bit: "CR0.WP" });
     }
 
-    // Every leaf against its class; the protected frames; the writable leaves
-    // (checked against the protected frames below: one walk, not two).
+    // Every leaf against its class; the protected frames.
     let mut protected_frames = Vec::new();
-    let mut writable = Vec::new();
     walk(&mut |leaf| {
-        if leaf.permission().writable {
-            writable.push((leaf.virt, leaf.phys, leaf.size));
-        }
         let class = class_of_leaf(layout, leaf)?;
         let permission = leaf.permission();
         check_mapping(class, permission).map_err(|violation| WxError::Violation { virt: leaf.virt, violation })?;
@@ -566,14 +561,18 @@ pub fn verify() -> Result<WxReport, WxError> {
     // No writable mapping reaches a protected frame.
     protected_frames.sort_unstable();
     protected_frames.dedup();
-    for (virt, phys, size) in writable {
-        let first = protected_frames.partition_point(|&frame| frame < phys);
-        if let Some(&frame) = protected_frames.get(first) {
-            if frame < phys + size {
-                return Err(WxError::WritableAlias { virt, frame });
-            }
+    // (A second walk rather than a list of every writable leaf: with a large
+    // physical window that list would not fit the heap.)
+    walk(&mut |leaf| {
+        if !leaf.permission().writable {
+            return Ok(());
         }
-    }
+        let first = protected_frames.partition_point(|&frame| frame < leaf.phys);
+        match protected_frames.get(first) {
+            Some(&frame) if frame < leaf.phys + leaf.size => Err(WxError::WritableAlias { virt: leaf.virt, frame }),
+            _ => Ok(()),
+        }
+    })?;
 
     // The guard pages stay unmapped.
     if translate(image.boot_stack_guard).is_some() {
