@@ -2,7 +2,7 @@
 //! scheduler moves the CPU from one guest to another.
 //!
 //! A VM exit saves and a VM entry loads the guest's RIP, RSP, RFLAGS, control
-//! registers, segment registers, DR7 and a few MSRs (SDM Vol. 3C, 28.3 "Saving
+//! registers, segment registers, DR7 (with the debug-controls controls) and a few MSRs (SDM Vol. 3C, 28.3 "Saving
 //! Guest State" and 27.3.2 "Loading Guest State"). Everything else the guest
 //! can touch stays in the CPU across exits — which is why a single guest gets
 //! it back for free, and why two guests sharing one CPU would see each other's
@@ -203,9 +203,11 @@ impl CpuContext {
         }
         vmx::xsetbv(self.xcr0);
         vmx::write_cr2(self.cr2);
-        // SAFETY: DR0–DR3 hold addresses that only act when DR7 enables them,
-        // and DR7 is the guest's (loaded from the VMCS on entry); the host
-        // runs with DR7 cleared by VM exit (SDM Vol. 3C, 28.5.1). DR6 is a status register.
+        // SAFETY: DR0–DR3 hold addresses that only act when DR7 enables them;
+        // the host runs with DR7 = 0x400 (VM exit sets it, SDM Vol. 3C,
+        // 28.3.3), and the guest's DR7 is the VMCS's (saved on exit and
+        // loaded on entry with the debug-controls controls, where the CPU
+        // offers them). DR6 is a status register.
         unsafe {
             core::arch::asm!("mov dr0, {}", in(reg) self.debug[0], options(nostack, nomem));
             core::arch::asm!("mov dr1, {}", in(reg) self.debug[1], options(nostack, nomem));

@@ -236,9 +236,8 @@ pub struct Guest {
     pub(crate) events_pending: bool,
     /// Whether interrupt-window exiting is on in this guest's VMCS.
     pub(crate) window_open: bool,
-    /// The preemption timer value in the VMCS, and the timer's rate
-    /// (IA32_VMX_MISC\[4:0\]); `preemption_timer` is whether it is in use.
-    pub(crate) timer_value: u64,
+    /// The preemption timer's rate (IA32_VMX_MISC\[4:0\]) and whether it is
+    /// in use.
     pub(crate) timer_rate: u8,
     pub(crate) preemption_timer: bool,
     /// Its interrupt controllers and timers (PIC, PIT, CMOS/RTC, local APIC).
@@ -334,7 +333,6 @@ impl Guest {
             deadline: u64::MAX,
             events_pending: false,
             window_open: false,
-            timer_value: setup::preemption_timer_value(&host.caps, config.time_slice_ticks),
             timer_rate: host.caps.misc.preemption_timer_rate(),
             preemption_timer: host.controls.preemption_timer(),
             board: PcBoard::new(0, host.tsc_hz, read_tsc(), host.date),

@@ -99,13 +99,12 @@ impl Guest {
     /// counts down at the TSC rate divided by 2^IA32_VMX_MISC\[4:0\]).
     pub(crate) fn update_deadline(&mut self, now: u64) -> Result<(), VmxError> {
         let deadline = self.slice_deadline.min(self.device_deadline);
-        let value = (deadline.saturating_sub(now) >> self.timer_rate).clamp(1, u64::from(u32::MAX));
-        if self.deadline != deadline || value != self.timer_value {
-            self.deadline = deadline;
-            if self.timer_value != value && self.preemption_timer {
-                self.vcpu.write(VmcsField::VmxPreemptionTimerValue, value)?;
-                self.timer_value = value;
-            }
+        self.deadline = deadline;
+        if self.preemption_timer {
+            // Written every time: with "save VMX-preemption timer value" the
+            // field counts down across exits, so no cached copy can be trusted.
+            let value = (deadline.saturating_sub(now) >> self.timer_rate).clamp(1, u64::from(u32::MAX));
+            self.vcpu.write(VmcsField::VmxPreemptionTimerValue, value)?;
         }
         Ok(())
     }

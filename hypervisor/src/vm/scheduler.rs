@@ -43,6 +43,12 @@ use crate::vm::{step, Host};
 use crate::vmx::ept;
 use crate::vmx::read_tsc;
 
+/// The least a guest runs when another guest's wake-up cuts its time slice
+/// short (half a millisecond at Bochs' 20 MHz TSC): below a 1 kHz timer's
+/// period, so such timers stay on time, and enough that a guest whose timer
+/// fires every few ticks cannot starve the others.
+pub const MIN_QUANTUM_TICKS: u64 = 10_000;
+
 /// Where a guest is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -248,7 +254,9 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
         let start = after.map_or(0, |position| position + 1);
         loop {
             let now = read_tsc();
-            if let Some((position, _)) = self.earliest_wake(None).filter(|&(_, until)| until <= now) {
+            // Not the guest that just ran: a guest whose timer fires faster
+            // than it can run would otherwise be picked every time.
+            if let Some((position, _)) = self.earliest_wake(after).filter(|&(_, until)| until <= now) {
                 return Some(position);
             }
             let runnable = (0..count)
@@ -257,7 +265,11 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             if runnable.is_some() {
                 return runnable;
             }
-            let (_, wake) = self.earliest_wake(None)?;
+            let (position, wake) = self.earliest_wake(None)?;
+            if wake <= now {
+                // Only the guest that just ran is due: it runs again.
+                return Some(position);
+            }
             // Nothing to run until `wake`: wait for it. (The hypervisor takes
             // no host interrupts, so there is nothing to HLT for; PAUSE tells
             // the CPU, or a sibling hyperthread, that this is a spin.)
@@ -272,19 +284,17 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
         }
     }
 
-    /// The guest (other than `except`) whose next interrupt falls due first,
-    /// and when: a halted guest's wake-up time, or the next timer event of a
-    /// guest that was preempted while it ran.
+    /// The halted guest (other than `except`) that wakes first, and when. (A
+    /// guest that was preempted while it ran takes its interrupts at its next
+    /// turn: only sleeping guests are woken early, so a guest that keeps a
+    /// fast timer and never halts cannot take the CPU from the others.)
     fn earliest_wake(&self, except: Option<usize>) -> Option<(usize, u64)> {
         self.slots
             .iter()
             .enumerate()
             .filter(|&(position, _)| Some(position) != except)
-            .filter_map(|(position, slot)| match (slot.state, &slot.guest) {
-                (Lifecycle::Halted(until), _) => Some((position, until)),
-                (Lifecycle::Runnable, Some(guest)) if guest.device_deadline != u64::MAX => {
-                    Some((position, guest.device_deadline))
-                }
+            .filter_map(|(position, slot)| match slot.state {
+                Lifecycle::Halted(until) => Some((position, until)),
                 _ => None,
             })
             .min_by_key(|&(_, until)| until)
@@ -317,9 +327,12 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             if slot.state == Lifecycle::Created {
                 crate::debug!("{}: running (first entry)", slot.config.name);
             }
-            // Another guest's interrupt falling due ends this slice early,
-            // so that guest's timer is served on time.
-            let wake = self.earliest_wake(Some(position)).map_or(u64::MAX, |(_, until)| until);
+            // Another guest's interrupt falling due ends this slice early, so
+            // that guest's timer is served on time — but not before this
+            // guest has had MIN_QUANTUM_TICKS.
+            let wake = self
+                .earliest_wake(Some(position))
+                .map_or(u64::MAX, |(_, until)| until.max(read_tsc().saturating_add(MIN_QUANTUM_TICKS)));
             let slot = &mut self.slots[position];
             slot.state = Lifecycle::Running;
             let Some(guest) = slot.guest.as_mut() else {

@@ -96,15 +96,23 @@ pub fn choose_controls(caps: &VmxCapabilities) -> Result<Controls, ControlError>
         SecondaryControls::ENABLE_VPID | SecondaryControls::UNRESTRICTED_GUEST,
         caps.secondary,
     )?;
-    // A 64-bit host; EFER and PAT switched on every exit and entry.
+    // A 64-bit host; EFER and PAT switched on every exit and entry. DR7 and
+    // IA32_DEBUGCTL saved and loaded with the guest's (VM exit sets DR7 to
+    // 0x400 whatever the controls: without them a guest's hardware
+    // breakpoints would vanish at its next exit). The preemption timer's
+    // count saved on exit, so it measures the slice across exits instead of
+    // restarting at every entry (SDM Vol. 3C, 26.5.1).
     let exit = ExitControls::adjust(
         ExitControls::HOST_ADDRESS_SPACE_SIZE | ExitControls::SAVE_IA32_EFER | ExitControls::LOAD_IA32_EFER,
-        ExitControls::SAVE_IA32_PAT | ExitControls::LOAD_IA32_PAT,
+        ExitControls::SAVE_IA32_PAT
+            | ExitControls::LOAD_IA32_PAT
+            | ExitControls::SAVE_DEBUG_CONTROLS
+            | ExitControls::SAVE_PREEMPTION_TIMER_VALUE,
         caps.exit,
     )?;
     let entry = EntryControls::adjust(
         EntryControls::LOAD_IA32_EFER | EntryControls::IA32E_MODE_GUEST,
-        EntryControls::LOAD_IA32_PAT,
+        EntryControls::LOAD_IA32_PAT | EntryControls::LOAD_DEBUG_CONTROLS,
         caps.entry,
     )?;
     Ok(Controls { pin, primary, secondary, exit, entry })

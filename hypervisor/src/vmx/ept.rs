@@ -88,28 +88,39 @@ impl GuestEpt {
 
 /// INVEPT type 1, single-context: drops cached translations derived from
 /// `eptp` (SDM Vol. 3C, 31.3 "INVEPT" and 29.4.3.1 "Operations that
-/// Invalidate Cached Mappings"). Returns false if the CPU refused.
+/// Invalidate Cached Mappings"). A CPU without the single-context type gets
+/// type 2, all-context: more than needed, never less. Returns false if the
+/// CPU refused both.
 pub fn invept_single_context(eptp: u64) -> bool {
+    invept(1, eptp) || invept(2, 0)
+}
+
+fn invept(kind: u64, eptp: u64) -> bool {
     let descriptor: [u64; 2] = [eptp, 0];
     let flags: u64;
     // SAFETY: INVEPT only invalidates TLB/paging-structure caches; the
     // descriptor is a valid 128-bit memory operand.
     unsafe {
         asm!("invept {kind}, [{descriptor}]", "pushfq", "pop {flags}",
-             kind = in(reg) 1u64, descriptor = in(reg) descriptor.as_ptr(), flags = out(reg) flags);
+             kind = in(reg) kind, descriptor = in(reg) descriptor.as_ptr(), flags = out(reg) flags);
     }
     flags & 0x41 == 0
 }
 
 /// INVVPID type 1, single-context: drops cached linear translations tagged
-/// with `vpid` (SDM Vol. 3C, 31.3 "INVVPID"). Returns false if the CPU refused.
+/// with `vpid` (SDM Vol. 3C, 31.3 "INVVPID"); type 2, all-context, where the
+/// CPU lacks type 1. Returns false if the CPU refused both.
 pub fn invvpid_single_context(vpid: u16) -> bool {
+    invvpid(1, vpid) || invvpid(2, 0)
+}
+
+fn invvpid(kind: u64, vpid: u16) -> bool {
     let descriptor: [u64; 2] = [u64::from(vpid), 0];
     let flags: u64;
-    // SAFETY: as for INVEPT; VPID 0 would be refused (VMfailValid), not harmful.
+    // SAFETY: as for INVEPT; VPID 0 with type 1 would be refused (VMfailValid), not harmful.
     unsafe {
         asm!("invvpid {kind}, [{descriptor}]", "pushfq", "pop {flags}",
-             kind = in(reg) 1u64, descriptor = in(reg) descriptor.as_ptr(), flags = out(reg) flags);
+             kind = in(reg) kind, descriptor = in(reg) descriptor.as_ptr(), flags = out(reg) flags);
     }
     flags & 0x41 == 0
 }

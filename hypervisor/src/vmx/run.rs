@@ -29,8 +29,9 @@
 //! else — another reason, a cache miss, a deadline reached, a VMREAD or
 //! VMWRITE failure — takes the ordinary path into Rust. The fast-path exits
 //! are added to the guest's counters when its time slice ends; they do not
-//! enter the ring of recent exits. (A VMWRITE of the interruptibility state
-//! that failed after RIP was moved would make the ordinary path move it
+//! enter the ring of recent exits. A CPUID answer goes into the guest's
+//! registers only after RIP has moved. (A VMWRITE of the interruptibility
+//! state that failed after RIP was moved would make the ordinary path move it
 //! again; that cannot happen with a valid current VMCS, whose guest-state
 //! fields are always writable.)
 
@@ -258,21 +259,19 @@ unsafe extern "C" fn vm_exit_landing() -> ! {
         "je 7f",
         "cmp [rcx], rdx",
         "jne 7f",
-        "mov eax, [rcx + 12]",
-        "mov [rsp + 0x20], rax",
-        "mov ebx, [rcx + 16]",
-        "mov eax, [rcx + 20]",
-        "mov [rsp + 0x18], rax",
-        "mov eax, [rcx + 24]",
-        "mov [rsp + 0x10], rax",
+        // The answer is written only once RIP has moved (below): a failed
+        // VMREAD/VMWRITE then leaves the guest's registers as they were.
+        "push rcx",
         "lea rcx, [rdi + {cpuid_counters}]",
         "jmp 30f",
         // VMCALL: only the null hypercall (RAX = 0, also its result).
         "20:",
         "cmp qword ptr [rsp + 0x20], 0",
         "jne 7f",
+        "push 0",
         "lea rcx, [rdi + {vmcall_counters}]",
         // RIP += the instruction's length; STI/MOV-SS blocking ends with it.
+        // Stack: [rsp] the counters, [rsp + 8] the CPUID cache entry or 0.
         "30:",
         "push rcx",
         "mov ecx, {instruction_length}",
@@ -293,8 +292,21 @@ unsafe extern "C" fn vm_exit_landing() -> ! {
         "vmwrite rcx, rax",
         "jbe 8f",
         "2:",
-        // Count the exit and its ticks.
         "pop rcx",
+        "pop rdx",
+        // A CPUID hit: EAX..EDX from the cache entry, zero-extended as CPUID
+        // writes them (RBX directly: the landing never saved it).
+        "test rdx, rdx",
+        "jz 4f",
+        "mov eax, [rdx + 12]",
+        "mov [rsp + 0x20], rax",
+        "mov ebx, [rdx + 16]",
+        "mov eax, [rdx + 20]",
+        "mov [rsp + 0x18], rax",
+        "mov eax, [rdx + 24]",
+        "mov [rsp + 0x10], rax",
+        // Count the exit and its ticks.
+        "4:",
         "inc qword ptr [rcx]",
         "rdtsc",
         "shl rdx, 32",
@@ -321,6 +333,7 @@ unsafe extern "C" fn vm_exit_landing() -> ! {
         // A VMREAD/VMWRITE of the fast path failed: let the ordinary path
         // (which reads the same fields) report it.
         "8:",
+        "pop rcx",
         "pop rcx",
         // The ordinary path: the guest's scratch registers back, then store them all.
         "7:",

@@ -151,9 +151,15 @@ impl PcBoard {
         }
     }
 
-    /// When a timer next raises an interrupt (host TSC), if one is armed.
+    /// When a timer next raises an interrupt the CPU can receive (host TSC),
+    /// if one is armed: the PIT counts only while IRQ 0 is unmasked at an
+    /// initialised PIC (a masked tick would wake a halted guest for nothing),
+    /// the local APIC timer only while its LVT is unmasked.
     pub fn next_event_tsc(&self) -> Option<u64> {
-        match (self.pit.next_irq0_tsc(), self.lapic.next_timer_tsc()) {
+        let master = self.pic.master();
+        let pit_heard = master.is_initialised() && master.imr() & (1 << PIT_IRQ) == 0;
+        let pit = self.pit.next_irq0_tsc().filter(|_| pit_heard);
+        match (pit, self.lapic.next_timer_tsc()) {
             (Some(pit), Some(apic)) => Some(pit.min(apic)),
             (pit, apic) => pit.or(apic),
         }
@@ -265,13 +271,21 @@ mod tests {
     }
 
     #[test]
-    fn a_masked_irq_is_not_delivered() {
+    fn a_masked_irq_is_not_delivered_and_wakes_nobody() {
         let mut b = board();
         init_pic(&mut b, START);
         b.port_write(0x21, 0xFF, START);
         start_pit(&mut b, 1193, START);
+        assert_eq!(b.next_event_tsc(), None, "a halted guest must not wake for a masked tick");
         b.advance(START + TSC_HZ / 10);
         assert!(!b.interrupt_pending());
+        // Unmasked again: the next tick is an event.
+        b.port_write(0x21, 0xFE, START + TSC_HZ / 10);
+        assert!(b.next_event_tsc().is_some());
+        // A PIT running before the PIC is initialised wakes nobody either.
+        let mut fresh = board();
+        start_pit(&mut fresh, 1193, START);
+        assert_eq!(fresh.next_event_tsc(), None);
     }
 
     #[test]

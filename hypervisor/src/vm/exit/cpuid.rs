@@ -12,6 +12,17 @@ use crate::vm::Host;
 use crate::vmx::vcpu::Exit;
 use crate::vmx::vmcs::VmxError;
 
+/// Whether the host CPU implements `leaf` itself (basic or extended range),
+/// or it is one of the hypervisor's leaves.
+fn within_host_leaves(leaf: u32) -> bool {
+    match leaf {
+        0..=0x3FFF_FFFF => leaf <= crate::vmx::cpuid(0, 0).eax,
+        hypervisor_core::cpuid::HYPERVISOR_LEAF_BASE..=hypervisor_core::cpuid::HYPERVISOR_LEAF_END => true,
+        0x8000_0000.. => leaf <= crate::vmx::cpuid(0x8000_0000, 0).eax,
+        _ => false,
+    }
+}
+
 /// Emulates CPUID for the guest.
 #[inline(always)]
 pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxError> {
@@ -25,10 +36,15 @@ pub fn handle(guest: &mut Guest, exit: &Exit, host: &Host) -> Result<Flow, VmxEr
         1 | 7 => reflect_guest_cr4(leaf, subleaf, answer, guest.vcpu.read(VmcsField::GuestCr4)?),
         // Leaf 0xD's sizes follow the guest's XCR0 (loaded in the CPU).
         0xD => answer,
-        // Every other answer depends on the leaf and subleaf alone: the exit
-        // landing may give it from now on (`vmx::run`).
+        // Every other answer within the host's leaf ranges depends on the
+        // leaf and subleaf alone: the exit landing may give it from now on
+        // (`vmx::run`). A leaf above the host's maximum answers like the
+        // highest basic leaf (SDM Vol. 2A, CPUID), which may be one of the
+        // guest-dependent leaves above: never cached.
         _ => {
-            guest.vcpu.fast.remember_cpuid(leaf, subleaf, [answer.eax, answer.ebx, answer.ecx, answer.edx]);
+            if within_host_leaves(leaf) {
+                guest.vcpu.fast.remember_cpuid(leaf, subleaf, [answer.eax, answer.ebx, answer.ecx, answer.edx]);
+            }
             answer
         }
     };

@@ -10,8 +10,11 @@ use crate::vm::stats::Action;
 use crate::vm::Host;
 use crate::vmx::vmcs::VmxError;
 
-/// Ends the guest's time slice (the timer value in the VMCS stays: every
-/// entry starts a full count again).
-pub fn preemption_timer(_guest: &mut Guest, _host: &Host) -> Result<Flow, VmxError> {
-    Ok(Flow::Yield(Action::Resumed))
+/// The timer ran out: the exit loop's deadline check (slice end, budget, or
+/// a timer interrupt of the guest's own board falling due) decides what
+/// happens; the timer is re-armed for the next deadline (it may have fired a
+/// little early: it counts in units of 2^IA32_VMX_MISC\[4:0\] ticks).
+pub fn preemption_timer(guest: &mut Guest, _host: &Host) -> Result<Flow, VmxError> {
+    guest.update_deadline(crate::vmx::read_tsc())?;
+    Ok(Flow::Continue(Action::Resumed))
 }
