@@ -5,7 +5,8 @@
 //!
 //! - `timers_keep_their_rates_while_guests_share_the_cpu`: `timer_pic`
 //!   (PIT at 100 Hz through the PIC), `timer_pic_1khz` (PIT at 1 kHz) and
-//!   `timer_apic` (local APIC timer, periodic and TSC-deadline) run side by
+//!   `timer_apic` (local APIC timer, periodic and TSC-deadline, and two
+//!   NMIs sent to itself through the ICR) run side by
 //!   side, each sleeping in HLT between its ticks. Each measures its tick rate
 //!   against the TSC over one second of ticks; all must be within 1 % of the
 //!   programmed rate, and the hypervisor reports the interrupts it injected
@@ -57,6 +58,9 @@ fn timers_keep_their_rates_while_guests_share_the_cpu() {
     assert_rate_within_one_percent(&run, "[timer_apic] tsc-deadline: 100 ticks in ");
     run.assert_line_starting_with("[timer_apic] tsc-deadline: deadline to handler: ", "the delivery latency");
     run.assert_line_starting_with("[timer_pic] rtc: 20", "the CMOS date");
+    // NMIs: two self-IPIs with delivery mode NMI, each injected as vector 2.
+    run.assert_exact_line("[timer_apic] nmi: 2 self-IPI NMIs arrived at vector 2");
+    run.assert_hv_line_containing(" HLTs slept, 2 NMIs injected", "timer_apic's NMI count");
     // Every tick the PIT raised was injected or counted as merged.
     for (guest, at_least) in [("timer_pic", 101), ("timer_pic_1khz", 1001), ("timer_apic", 202)] {
         let line = run.assert_hv_line_containing(&format!("{guest}: interrupts: "), "the interrupt report");

@@ -16,6 +16,9 @@ pub const RFLAGS_IF: u64 = 1 << 9;
 pub const BLOCKING_BY_STI: u64 = 1 << 0;
 /// Interruptibility state bit 1: blocking by MOV SS / POP SS.
 pub const BLOCKING_BY_MOV_SS: u64 = 1 << 1;
+/// Interruptibility state bit 3: blocking by NMI (the guest has not yet
+/// returned from an NMI handler).
+pub const BLOCKING_BY_NMI: u64 = 1 << 3;
 /// VM-entry interruption-information bit 31: an event is already queued.
 pub const ENTRY_EVENT_VALID: u64 = 1 << 31;
 
@@ -46,8 +49,36 @@ pub const fn decide(pending: bool, rflags: u64, interruptibility: u64, entry_inf
     InjectionDecision::Inject
 }
 
+/// The same for an NMI (SDM Vol. 3C, 27.3.1.5 "Checks on Guest
+/// Non-Register State"): RFLAGS.IF does not matter, but an NMI waits while
+/// the guest is still in an NMI handler (blocking by NMI) and in the shadow of
+/// MOV SS (VM entry refuses to inject an NMI there); the shadow of STI is
+/// treated the same, as some processors do.
+pub const fn decide_nmi(pending: bool, interruptibility: u64, entry_info: u64) -> InjectionDecision {
+    if !pending {
+        return InjectionDecision::Idle;
+    }
+    if entry_info & ENTRY_EVENT_VALID != 0
+        || interruptibility & (BLOCKING_BY_STI | BLOCKING_BY_MOV_SS | BLOCKING_BY_NMI) != 0
+    {
+        return InjectionDecision::WaitForWindow;
+    }
+    InjectionDecision::Inject
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_nmi_ignores_if_but_waits_for_the_handler_and_shadows() {
+        use super::*;
+        assert_eq!(decide_nmi(false, 0, 0), InjectionDecision::Idle);
+        assert_eq!(decide_nmi(true, 0, 0), InjectionDecision::Inject);
+        assert_eq!(decide_nmi(true, BLOCKING_BY_NMI, 0), InjectionDecision::WaitForWindow);
+        assert_eq!(decide_nmi(true, BLOCKING_BY_MOV_SS, 0), InjectionDecision::WaitForWindow);
+        assert_eq!(decide_nmi(true, BLOCKING_BY_STI, 0), InjectionDecision::WaitForWindow);
+        assert_eq!(decide_nmi(true, 0, ENTRY_EVENT_VALID | 0x30E), InjectionDecision::WaitForWindow);
+    }
+
     use super::*;
 
     #[test]

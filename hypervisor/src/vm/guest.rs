@@ -236,6 +236,8 @@ pub struct Guest {
     pub(crate) events_pending: bool,
     /// Whether interrupt-window exiting is on in this guest's VMCS.
     pub(crate) window_open: bool,
+    /// Whether NMI-window exiting is on in this guest's VMCS.
+    pub(crate) nmi_window_open: bool,
     /// The preemption timer's rate (IA32_VMX_MISC\[4:0\]) and whether it is
     /// in use.
     pub(crate) timer_rate: u8,
@@ -333,6 +335,7 @@ impl Guest {
             deadline: u64::MAX,
             events_pending: false,
             window_open: false,
+            nmi_window_open: false,
             timer_rate: host.caps.misc.preemption_timer_rate(),
             preemption_timer: host.controls.preemption_timer(),
             board: PcBoard::new(0, host.tsc_hz, read_tsc(), host.date),
@@ -575,8 +578,8 @@ impl Guest {
             VmExit::PreemptionTimer => exit::timer::preemption_timer(self, host),
             VmExit::MonitorTrap => step::handle(self, exit),
             VmExit::ExternalInterrupt => Ok(Flow::Continue(Action::Resumed)),
-            // `events_pending` is still set: the interrupt goes in before the next entry.
-            VmExit::InterruptWindow => Ok(Flow::Continue(Action::Resumed)),
+            // `events_pending` is still set: the interrupt (or NMI) goes in before the next entry.
+            VmExit::InterruptWindow | VmExit::NmiWindow => Ok(Flow::Continue(Action::Resumed)),
             VmExit::EntryFailure { reason, qualification } => {
                 Ok(Flow::Crash(Crash::EntryFailure { reason, qualification }))
             }

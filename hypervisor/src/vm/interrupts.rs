@@ -20,7 +20,7 @@
 //! pending.
 
 use hypervisor_core::exit::InterruptionInfo;
-use hypervisor_core::injection::{decide, InjectionDecision};
+use hypervisor_core::injection::{decide, decide_nmi, InjectionDecision};
 use hypervisor_core::vmcs_field::VmcsField;
 
 use crate::vm::guest::Guest;
@@ -29,10 +29,18 @@ use crate::vmx::vmcs::VmxError;
 
 /// Primary processor-based control bit 2: interrupt-window exiting.
 const INTERRUPT_WINDOW_EXITING: u64 = 1 << 2;
+/// Primary processor-based control bit 22: NMI-window exiting.
+const NMI_WINDOW_EXITING: u64 = 1 << 22;
 
-/// Puts a pending interrupt into the guest, or opens the interrupt window.
+/// Puts a pending NMI or interrupt into the guest, or opens the window it
+/// waits for. An NMI goes first (one event per VM entry); the interrupt
+/// follows at a later entry.
 #[inline(never)]
 pub fn deliver(guest: &mut Guest, host: &Host) -> Result<(), VmxError> {
+    if guest.board.nmi_pending() {
+        return deliver_nmi(guest, host);
+    }
+    set_nmi_window(guest, host, false)?;
     let pending = guest.board.interrupt_pending();
     let decision = if pending {
         let rflags = guest.vcpu.read(VmcsField::GuestRflags)?;
@@ -60,6 +68,45 @@ pub fn deliver(guest: &mut Guest, host: &Host) -> Result<(), VmxError> {
     }
 }
 
+/// Injects a pending NMI (SDM Vol. 3C, 27.6.1.1: type 2, vector 2), or waits
+/// for the guest's NMI window: NMI-window exiting where the CPU has virtual
+/// NMIs; otherwise the next exit tries again.
+fn deliver_nmi(guest: &mut Guest, host: &Host) -> Result<(), VmxError> {
+    let interruptibility = guest.vcpu.read(VmcsField::GuestInterruptibilityState)?;
+    let entry_info = guest.vcpu.read(VmcsField::EntryInterruptionInfo)?;
+    match decide_nmi(true, interruptibility, entry_info) {
+        InjectionDecision::Inject => {
+            if guest.board.acknowledge_nmi() {
+                guest.vcpu.inject(InterruptionInfo::nmi(), None)?;
+            }
+            set_nmi_window(guest, host, false)?;
+            // An interrupt waiting too goes in at a later entry.
+            guest.events_pending = guest.board.interrupt_pending();
+            set_window(guest, host, guest.events_pending)
+        }
+        InjectionDecision::WaitForWindow | InjectionDecision::Idle => {
+            guest.events_pending = true;
+            set_nmi_window(guest, host, true)
+        }
+    }
+}
+
+/// Turns NMI-window exiting on or off, where the CPU offers it.
+fn set_nmi_window(guest: &mut Guest, host: &Host, open: bool) -> Result<(), VmxError> {
+    if guest.nmi_window_open == open || !host.controls.nmi_window_exiting() {
+        return Ok(());
+    }
+    let mut primary = guest.vcpu.read(VmcsField::PrimaryProcessorControls)?;
+    if open {
+        primary |= NMI_WINDOW_EXITING;
+    } else {
+        primary &= !NMI_WINDOW_EXITING;
+    }
+    guest.vcpu.write(VmcsField::PrimaryProcessorControls, primary)?;
+    guest.nmi_window_open = open;
+    Ok(())
+}
+
 /// Turns interrupt-window exiting on or off (one VMWRITE, only on a change).
 fn set_window(guest: &mut Guest, host: &Host, open: bool) -> Result<(), VmxError> {
     if guest.window_open == open || !host.controls.interrupt_window_exiting() {
@@ -84,7 +131,7 @@ impl Guest {
     /// updates whether an interrupt waits and when the next one falls due.
     pub(crate) fn board_changed(&mut self, now: u64) -> Result<(), VmxError> {
         self.board.advance(now);
-        self.events_pending |= self.board.interrupt_pending();
+        self.events_pending |= self.board.interrupt_pending() || self.board.nmi_pending();
         let next = self.board.next_event_tsc().unwrap_or(u64::MAX);
         if next != self.device_deadline {
             self.device_deadline = next;

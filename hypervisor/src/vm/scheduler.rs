@@ -374,18 +374,19 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
                 guest.overhead_bytes()
             );
             let counts = guest.board.counts;
-            if counts.injected != 0 || guest.halts != 0 {
+            if counts.injected != 0 || counts.nmis != 0 || guest.halts != 0 {
                 crate::info!(
-                    "{}: interrupts: {} injected ({} PIT ticks, {} local APIC timer expiries, {} merged into an earlier one), {} HLTs slept",
+                    "{}: interrupts: {} injected ({} PIT ticks, {} local APIC timer expiries, {} merged into an earlier one), {} HLTs slept, {} NMIs injected",
                     name,
                     counts.injected,
                     counts.pit_ticks,
                     counts.apic_timer_ticks,
                     counts.merged,
-                    guest.halts
+                    guest.halts,
+                    counts.nmis
                 );
             }
-            slot.injected += counts.injected;
+            slot.injected += counts.injected + counts.nmis;
             for (total, count) in slot.exits.iter_mut().zip(guest.stats.exits.iter()) {
                 *total += count;
             }

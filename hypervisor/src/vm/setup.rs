@@ -63,6 +63,12 @@ impl Controls {
         self.primary.contains(PrimaryControls::INTERRUPT_WINDOW_EXITING)
     }
 
+    /// Whether NMI-window exiting is available (it needs virtual NMIs, SDM
+    /// Vol. 3C, 26.2.1.1; both optional in [`choose_controls`]).
+    pub fn nmi_window_exiting(&self) -> bool {
+        self.primary.contains(PrimaryControls::NMI_WINDOW_EXITING) && self.pin.contains(PinBasedControls::VIRTUAL_NMIS)
+    }
+
     /// Whether VPIDs tag this guest's TLB entries.
     pub fn vpid(&self) -> bool {
         self.secondary.contains(SecondaryControls::ENABLE_VPID)
@@ -76,7 +82,9 @@ pub fn choose_controls(caps: &VmxCapabilities) -> Result<Controls, ControlError>
     // The host owns the machine's interrupts and NMIs.
     let pin = PinBasedControls::adjust(
         PinBasedControls::EXTERNAL_INTERRUPT_EXITING | PinBasedControls::NMI_EXITING,
-        PinBasedControls::ACTIVATE_PREEMPTION_TIMER,
+        // Virtual NMIs: the CPU tracks the guest's own NMI blocking, so an
+        // NMI-window exit can say when a pending virtual NMI may go in.
+        PinBasedControls::ACTIVATE_PREEMPTION_TIMER | PinBasedControls::VIRTUAL_NMIS,
         caps.pin_based,
     )?;
     // HLT ends or parks the guest; every port access is emulated; the MSR
@@ -86,9 +94,9 @@ pub fn choose_controls(caps: &VmxCapabilities) -> Result<Controls, ControlError>
             | PrimaryControls::UNCONDITIONAL_IO_EXITING
             | PrimaryControls::USE_MSR_BITMAPS
             | PrimaryControls::ACTIVATE_SECONDARY_CONTROLS,
-        // Interrupt-window exiting: to inject a virtual interrupt as soon
-        // as the guest can take it (`vm::interrupts`).
-        PrimaryControls::INTERRUPT_WINDOW_EXITING,
+        // Interrupt- and NMI-window exiting: to inject a virtual interrupt
+        // or NMI as soon as the guest can take it (`vm::interrupts`).
+        PrimaryControls::INTERRUPT_WINDOW_EXITING | PrimaryControls::NMI_WINDOW_EXITING,
         caps.primary,
     )?;
     let secondary = SecondaryControls::adjust(
@@ -131,8 +139,9 @@ pub fn write_controls(
     time_slice_ticks: u64,
 ) -> Result<(), VmxError> {
     vmcs::write(VmcsField::PinBasedControls, u64::from(controls.pin.bits()))?;
-    // Interrupt-window exiting starts off: `vm::interrupts` turns it on when needed.
-    let primary = controls.primary.bits() & !PrimaryControls::INTERRUPT_WINDOW_EXITING.bits();
+    // Interrupt- and NMI-window exiting start off: `vm::interrupts` turns them on when needed.
+    let primary = controls.primary.bits()
+        & !(PrimaryControls::INTERRUPT_WINDOW_EXITING | PrimaryControls::NMI_WINDOW_EXITING).bits();
     vmcs::write(VmcsField::PrimaryProcessorControls, u64::from(primary))?;
     vmcs::write(VmcsField::SecondaryProcessorControls, u64::from(controls.secondary.bits()))?;
     vmcs::write(VmcsField::ExitControls, u64::from(controls.exit.bits()))?;

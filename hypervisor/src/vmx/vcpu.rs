@@ -61,6 +61,8 @@ pub enum VmExit {
     Xsetbv,
     /// The guest can take an interrupt now (interrupt-window exiting is on).
     InterruptWindow,
+    /// The guest can take an NMI now (NMI-window exiting is on).
+    NmiWindow,
     /// An external interrupt arrived while the guest ran (the host owns them).
     ExternalInterrupt,
     /// The guest triple-faulted: it is in shutdown state.
@@ -262,6 +264,7 @@ impl Vcpu {
             }
             ExitReason::ExternalInterrupt => VmExit::ExternalInterrupt,
             ExitReason::InterruptWindow => VmExit::InterruptWindow,
+            ExitReason::NmiWindow => VmExit::NmiWindow,
             ExitReason::TripleFault => VmExit::TripleFault,
             ExitReason::PreemptionTimerExpired => VmExit::PreemptionTimer,
             ExitReason::MonitorTrapFlag => VmExit::MonitorTrap,
@@ -357,6 +360,7 @@ fn may_interrupt_event_delivery(reason: ExitReason) -> bool {
             | ExitReason::Xsetbv
             | ExitReason::MonitorTrapFlag
             | ExitReason::InterruptWindow
+            | ExitReason::NmiWindow
     )
 }
 

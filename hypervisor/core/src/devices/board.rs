@@ -47,6 +47,8 @@ pub const PIT_IRQ: u8 = 0;
 pub struct InterruptCounts {
     /// Vectors injected into the guest.
     pub injected: u64,
+    /// NMIs injected into the guest.
+    pub nmis: u64,
     /// PIT IRQ 0 edges raised on the PIC.
     pub pit_ticks: u64,
     /// Local APIC timer expiries raised.
@@ -163,6 +165,21 @@ impl PcBoard {
             (Some(pit), Some(apic)) => Some(pit.min(apic)),
             (pit, apic) => pit.or(apic),
         }
+    }
+
+    /// The NMI line: whether an NMI waits for the CPU (a self-IPI with
+    /// delivery mode NMI: the board's only NMI source).
+    pub fn nmi_pending(&self) -> bool {
+        self.lapic.nmi_pending()
+    }
+
+    /// The CPU takes the pending NMI; returns whether there was one.
+    pub fn acknowledge_nmi(&mut self) -> bool {
+        let taken = self.lapic.take_nmi();
+        if taken {
+            self.counts.nmis += 1;
+        }
+        taken
     }
 
     /// The INTR line: whether a vector waits for the CPU.
@@ -304,6 +321,19 @@ mod tests {
         b.apic_write(lapic::EOI, 0, START + TSC_HZ / 100);
         assert!(!b.lapic.is_in_service(0x40));
         assert_eq!(b.counts.apic_timer_ticks, 1);
+    }
+
+    #[test]
+    fn a_self_nmi_waits_on_its_own_line() {
+        let mut b = board();
+        b.apic_write(lapic::SPURIOUS_VECTOR, lapic::SVR_APIC_ENABLED | 0xFF, START);
+        b.apic_write(lapic::INTERRUPT_COMMAND_LOW, (0b01 << 18) | (0b100 << 8), START);
+        assert!(b.nmi_pending());
+        assert!(!b.interrupt_pending(), "an NMI is not an INTR vector");
+        assert!(b.acknowledge_nmi());
+        assert!(!b.nmi_pending());
+        assert_eq!(b.counts.nmis, 1);
+        assert_eq!(b.counts.injected, 0);
     }
 
     #[test]

@@ -60,11 +60,12 @@
 //!
 //! # Simplifications
 //!
-//! * One processor: an IPI reaches this APIC only when it is a fixed-mode IPI
-//!   addressed to itself (shorthand "self" or "all including self", or a
-//!   destination that matches its physical ID, the physical broadcast 0xFF or,
-//!   in flat logical mode, its LDR). Every other IPI — to other processors, or
-//!   with a delivery mode other than fixed (INIT, SIPI, NMI, SMI, lowest
+//! * One processor: an IPI reaches this APIC only when it is a fixed-mode or
+//!   NMI IPI addressed to itself (shorthand "self" or "all including self", or
+//!   a destination that matches its physical ID, the physical broadcast 0xFF
+//!   or, in flat logical mode, its LDR); an NMI waits in
+//!   [`LocalApic::nmi_pending`] until the CPU takes it. Every other IPI — to
+//!   other processors, or with another delivery mode (INIT, SIPI, SMI, lowest
 //!   priority) — is dropped and counted in [`LocalApic::ignored_ipi_count`].
 //! * All interrupts are edge-triggered: the TMR reads 0 and an EOI is never
 //!   broadcast to an I/O APIC.
@@ -182,6 +183,8 @@ pub const ESR_RECEIVE_ILLEGAL_VECTOR: u32 = 1 << 6;
 const ICR_VECTOR_MASK: u32 = 0xFF;
 /// ICR bits 10:8: the delivery mode (0 = fixed).
 const ICR_DELIVERY_MODE_MASK: u32 = 0b111 << 8;
+/// ICR delivery mode 100b: NMI (SDM Vol. 3A 11.6.1).
+const ICR_DELIVERY_MODE_NMI: u32 = 0b100 << 8;
 /// ICR bit 11: destination mode (0 physical, 1 logical).
 const ICR_LOGICAL_DESTINATION: u32 = 1 << 11;
 /// ICR bits 19:18: destination shorthand.
@@ -328,6 +331,10 @@ pub struct LocalApic {
     /// Timer expiries delivered to IRR since the last [`LocalApic::poll`].
     unreported_expiries: u64,
     ignored_ipis: u64,
+    /// An NMI sent to this APIC (a self-IPI with delivery mode NMI) that the
+    /// CPU has not taken yet. NMIs are not queued: a second one while one is
+    /// pending is merged into it.
+    nmi_pending: bool,
     /// The TSC of the latest call, so time never runs backwards for the timer.
     latest_tsc: u64,
 }
@@ -366,6 +373,7 @@ impl LocalApic {
             tsc_deadline: 0,
             unreported_expiries: 0,
             ignored_ipis: 0,
+            nmi_pending: false,
             latest_tsc: now_tsc,
         }
     }
@@ -389,6 +397,16 @@ impl LocalApic {
     /// (see the module documentation).
     pub fn ignored_ipi_count(&self) -> u64 {
         self.ignored_ipis
+    }
+
+    /// Whether an NMI waits for the CPU (see [`take_nmi`](Self::take_nmi)).
+    pub fn nmi_pending(&self) -> bool {
+        self.nmi_pending
+    }
+
+    /// The CPU takes the pending NMI: returns whether there was one.
+    pub fn take_nmi(&mut self) -> bool {
+        core::mem::take(&mut self.nmi_pending)
     }
 
     /// The task priority register (bits 7:0). CR8 is bits 7:4 of it
@@ -800,10 +818,15 @@ impl LocalApic {
             self.record_error(ESR_SEND_ILLEGAL_VECTOR);
             return;
         }
+        let nmi = low & ICR_DELIVERY_MODE_MASK == ICR_DELIVERY_MODE_NMI;
         if to_self && fixed {
             self.accept(vector);
         }
-        if to_others || !fixed {
+        if to_self && nmi {
+            // The vector field is ignored for NMIs (SDM Vol. 3A 11.6.1).
+            self.nmi_pending = true;
+        }
+        if to_others || !(fixed || nmi) {
             self.ignored_ipis = self.ignored_ipis.saturating_add(1);
         }
     }
@@ -1333,6 +1356,16 @@ mod tests {
         // All including self: delivered here, and counted for the others.
         apic.write(INTERRUPT_COMMAND_LOW, 0b10 << 18 | 0x45, 0);
         assert!(apic.is_requested(0x45));
+        assert_eq!(apic.ignored_ipi_count(), 3);
+        // NMI (delivery mode 4) to self: pending until the CPU takes it; a
+        // second one merges into it; the vector field does not matter.
+        assert!(!apic.nmi_pending());
+        apic.write(INTERRUPT_COMMAND_LOW, 0b01 << 18 | 0b100 << 8 | 0x12, 0);
+        apic.write(INTERRUPT_COMMAND_LOW, 0b01 << 18 | 0b100 << 8, 0);
+        assert!(apic.nmi_pending());
+        assert!(!apic.is_requested(0x12));
+        assert!(apic.take_nmi());
+        assert!(!apic.take_nmi());
         assert_eq!(apic.ignored_ipi_count(), 3);
         // INIT (delivery mode 5) to self: not delivered as an interrupt.
         apic.write(INTERRUPT_COMMAND_LOW, 0b01 << 18 | 0b101 << 8, 0);
