@@ -24,6 +24,7 @@ use core::arch::asm;
 
 use guest_rt::checks::{expect_exception, Attempt, Checks};
 use guest_rt::idt::{self, GENERAL_PROTECTION, INVALID_OPCODE};
+use guest_rt::privileged::{attempt_instruction, Instruction};
 use guest_rt::{exit, println};
 
 guest_rt::entry!(main);
@@ -48,7 +49,7 @@ fn idt_self_test(checks: &mut Checks) {
     let fault = idt::expect_fault(|| {});
     checks.check("expect_fault(no fault)", fault.is_none(), "None", format_args!("{fault:?} (expected None)"));
 
-    expect_exception(checks, "ud2", ud2(), INVALID_OPCODE, None);
+    expect_exception(checks, "ud2", attempt_instruction(Instruction::Ud2), INVALID_OPCODE, None);
     expect_exception(
         checks,
         format_args!("load from non-canonical {NON_CANONICAL:#x}"),
@@ -62,27 +63,6 @@ fn idt_self_test(checks: &mut Checks) {
 /// linear addresses, so a load from it raises #GP(0) (SDM Vol. 3A, 3.3.7.1
 /// "Canonical Addressing").
 const NON_CANONICAL: u64 = 0x8000_0000_0000_0000;
-
-/// Executes `UD2`, which always raises #UD.
-fn ud2() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: UD2 raises #UD, caught by expect_fault; the address store
-        // before it writes only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "ud2",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                options(nostack, preserves_flags),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
-}
 
 /// Loads a quadword from `address` (which need not be memory we own: the
 /// load is in `asm!`, where the compiler assumes nothing about it).

@@ -33,7 +33,7 @@ use core::arch::asm;
 
 use guest_rt::checks::{expect_exception, Attempt, Checks};
 use guest_rt::idt::{self, Fault, GENERAL_PROTECTION, INVALID_OPCODE, PAGE_FAULT};
-use guest_rt::privileged::read_cr2;
+use guest_rt::privileged::{attempt_instruction, read_cr2, Instruction};
 use guest_rt::{exit, println};
 
 guest_rt::entry!(main);
@@ -65,7 +65,7 @@ fn main() -> ! {
 
     expect_exception(&mut checks, "div ecx with ecx = 0", divide_by_zero(), DIVIDE_ERROR, None);
     breakpoint(&mut checks);
-    expect_exception(&mut checks, "ud2", ud2(), INVALID_OPCODE, None);
+    expect_exception(&mut checks, "ud2", attempt_instruction(Instruction::Ud2), INVALID_OPCODE, None);
     page_fault(&mut checks, "load from 64 GiB (not mapped)", load(UNMAPPED), 0);
     page_fault(&mut checks, "store to 64 GiB (not mapped)", store(UNMAPPED), PF_WRITE);
     expect_exception(
@@ -155,26 +155,6 @@ fn int3() -> Attempt<u64> {
                 at = in(reg) &raw mut at,
                 scratch = out(reg) _,
                 options(nostack),
-            );
-        }
-    });
-    Attempt { result: fault.map_or(Ok(0), Err), at }
-}
-
-/// `ud2`.
-fn ud2() -> Attempt<u64> {
-    let mut at = 0;
-    let fault = idt::expect_fault(|| {
-        // SAFETY: UD2 raises #UD, caught by expect_fault; the store writes only `at`.
-        unsafe {
-            asm!(
-                "lea {scratch}, [rip + 2f]",
-                "mov [{at}], {scratch}",
-                "2:",
-                "ud2",
-                at = in(reg) &raw mut at,
-                scratch = out(reg) _,
-                options(nostack, preserves_flags),
             );
         }
     });

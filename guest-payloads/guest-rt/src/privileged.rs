@@ -245,6 +245,9 @@ pub enum Instruction {
     Invd,
     /// WBINVD: write back, then invalidate the caches.
     Wbinvd,
+    /// UD2: always raises #UD (SDM Vol. 2B, "UD—Undefined Instruction");
+    /// never exits, the guest's own IDT takes it.
+    Ud2,
 }
 
 impl Instruction {
@@ -263,6 +266,7 @@ impl Instruction {
             Self::Invvpid => "invvpid rax, [mem]",
             Self::Invd => "invd",
             Self::Wbinvd => "wbinvd",
+            Self::Ud2 => "ud2",
         }
     }
 }
@@ -364,6 +368,12 @@ pub fn attempt_instruction(instruction: Instruction) -> Attempt<u64> {
                 Instruction::Wbinvd => asm!(
                     "lea {scratch}, [rip + 2f]", "mov [{at}], {scratch}", "2:",
                     "wbinvd",
+                    at = in(reg) &raw mut at, scratch = out(reg) _,
+                    options(nostack, preserves_flags),
+                ),
+                Instruction::Ud2 => asm!(
+                    "lea {scratch}, [rip + 2f]", "mov [{at}], {scratch}", "2:",
+                    "ud2",
                     at = in(reg) &raw mut at, scratch = out(reg) _,
                     options(nostack, preserves_flags),
                 ),

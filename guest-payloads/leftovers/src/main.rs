@@ -22,6 +22,7 @@ use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;
 
 use guest_rt::hypercall::{self, InfoKey};
+use guest_rt::timing::read_tsc;
 use guest_rt::{exit, println};
 
 guest_rt::entry!(main);
@@ -280,13 +281,6 @@ fn reset_state() -> Snapshot {
     fx.0[0..2].copy_from_slice(&FCW_INIT.to_le_bytes());
     fx.0[24..28].copy_from_slice(&MXCSR_INIT.to_le_bytes());
     Snapshot { fx, ymm_high: [0; 16], cr2: 0, dr: [0; 4], dr6: DR6_INIT, msrs: [0; 5] }
-}
-
-fn read_tsc() -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: RDTSC only reads the time-stamp counter.
-    unsafe { asm!("rdtsc", out("eax") low, out("edx") high, options(nostack, nomem)) };
-    (u64::from(high) << 32) | u64::from(low)
 }
 
 fn main() -> ! {

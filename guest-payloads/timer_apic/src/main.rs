@@ -26,6 +26,7 @@ use core::ptr::{read_volatile, write_volatile};
 
 use guest_rt::hypercall::{self, InfoKey};
 use guest_rt::irq::{self, Eoi};
+use guest_rt::timing::read_tsc;
 use guest_rt::{exit, println};
 
 guest_rt::entry!(main);
@@ -76,13 +77,6 @@ fn apic_read(offset: usize) -> u32 {
 fn apic_write(offset: usize, value: u32) {
     // SAFETY: an aligned 32-bit store to the APIC page (see `apic_read`).
     unsafe { write_volatile((APIC_BASE + offset) as *mut u32, value) }
-}
-
-fn read_tsc() -> u64 {
-    let (low, high): (u32, u32);
-    // SAFETY: RDTSC only reads the time-stamp counter.
-    unsafe { asm!("rdtsc", out("eax") low, out("edx") high, options(nomem, nostack)) };
-    (u64::from(high) << 32) | u64::from(low)
 }
 
 fn write_tsc_deadline(value: u64) {
