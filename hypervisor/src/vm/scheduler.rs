@@ -97,9 +97,7 @@ struct Slot<'blob> {
     ticks: u64,
     /// Interrupts injected, over all its runs.
     injected: u64,
-    /// Host memory its last run cost beyond its RAM.
-    overhead_bytes: u64,
-    /// The same, by part.
+    /// Host memory its last run cost beyond its RAM, by part.
     overhead: Option<Overhead>,
 }
 
@@ -171,7 +169,6 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
             slices: 0,
             ticks: 0,
             injected: 0,
-            overhead_bytes: 0,
             overhead: None,
         };
         self.slots.push(slot);
@@ -193,7 +190,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
         match Guest::create(slot.index, slot.config, slot.image, self.host, vpid) {
             Ok(mut guest) => {
                 guest.restart_count = slot.restarts;
-                slot.overhead_bytes = guest.overhead_bytes();
+                let overhead = guest.overhead();
                 crate::info!(
                     "{}: {} MiB RAM, entry {:#x} in {} mode, EPT {} tables, VPID {}, {} KiB of hypervisor memory",
                     name,
@@ -202,9 +199,9 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
                     slot.config.start_mode,
                     guest.ept.tables_used(),
                     guest.vpid,
-                    slot.overhead_bytes.div_ceil(1024)
+                    overhead.total().div_ceil(1024)
                 );
-                slot.overhead = Some(guest.overhead());
+                slot.overhead = Some(overhead);
                 slot.guest = Some(guest);
                 slot.state = Lifecycle::Created;
                 crate::debug!("{}: created", name);
@@ -441,7 +438,7 @@ impl<'blob, 'host> Scheduler<'blob, 'host> {
                 _ => false,
             };
             all_passed &= passed;
-            overhead_total += slot.overhead_bytes;
+            overhead_total += slot.overhead.map_or(0, |overhead| overhead.total());
             crate::info!(
                 "  {:<16} {:<7} {:<14} {:<14} {:>8} {:>7} {:>12} {:>10}  {}",
                 slot.config.name.as_str(),
